@@ -1,0 +1,64 @@
+# agentev developer tasks. `make setup` is idempotent: the venv is rebuilt only
+# when pyproject.toml / setup.cfg change (stamp file .venv/.installed).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Lint only the folders that exist (benchmarks/ may not be there yet).
+LINT_PATHS := $(wildcard agentev tests viz benchmarks)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup glpk run test bench clean
+
+help:
+	@echo "make setup  - install glpk-utils (if missing), create .venv, pip install -e '.[dev]'"
+	@echo "make run    - run the light scenario with the fcfs strategy (seed 42)"
+	@echo "make test   - ruff check + pytest"
+	@echo "make bench  - run benchmarks/bench_core.py"
+	@echo "make clean  - remove .venv, caches and build artefacts"
+
+setup: glpk $(STAMP)
+
+# GLPK's glpsol is a system binary (used by Pyomo); install it from Debian if missing.
+glpk:
+	@if ! command -v glpsol >/dev/null 2>&1; then \
+		echo ">> glpsol not found: installing glpk-utils"; \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -q; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends glpk-utils; \
+		command -v glpsol >/dev/null 2>&1 || { echo "ERROR: glpsol still missing after installing glpk-utils" >&2; exit 1; }; \
+	fi
+
+$(STAMP): pyproject.toml setup.cfg
+	@if [ ! -x "$(VPY)" ]; then \
+		echo ">> creating $(VENV) with $$(command -v $(PYTHON)) ($$($(PYTHON) --version 2>&1))"; \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+	@if ! $(VPY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)'; then \
+		echo "ERROR: $(VENV) uses $$($(VPY) --version 2>&1); agentev needs Python >= 3.12." >&2; \
+		echo "       '$(PYTHON)' should resolve to 3.12 via .python-version (pyenv);" >&2; \
+		echo "       or run: make setup PYTHON=/path/to/python3.12" >&2; \
+		rm -rf $(VENV); \
+		exit 1; \
+	fi
+	$(VPY) -m pip install --upgrade pip
+	$(VPY) -m pip install -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/agentev run --scenario light --strategy fcfs --seed 42 --out results/light-fcfs-42
+
+test: setup
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VPY) -m pytest
+
+bench: setup
+	$(VPY) benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,112 @@
+"""Traction battery: state of charge, CC-CV charging envelope, chemistry rules, exact bookkeeping.
+
+The battery is integrated exactly over segments of constant power. While a vehicle is in one
+activity (driving, handling, standing) its consumption power is constant, and while it is
+plugged in its grid-side charging power is held constant over each minute (set at the start
+of the minute, or at plug-in, from the CC-CV envelope at that state of charge). Between two
+events the energy change is therefore ``power x duration`` with no discretisation error, and:
+
+    charged_kwh = grid_kwh * charging_efficiency
+    delta_energy_kwh = charged_kwh - consumed_kwh
+
+hold for every segment. The state of charge is clamped to ``[0, max_soc]`` by reducing the
+charged (or consumed) energy of the last segment, so the identities stay exact.
+"""
+
+from __future__ import annotations
+
+from agentev.config import VehicleType
+
+
+class Battery:
+    """A battery with exact energy bookkeeping.
+
+    Args:
+        vtype: The vehicle type giving capacity, efficiency, SoC limits and charging curve.
+        soc: Initial state of charge (fraction).
+    """
+
+    __slots__ = (
+        "capacity_kwh",
+        "efficiency",
+        "min_soc",
+        "max_soc",
+        "knee_soc",
+        "max_power_kw",
+        "floor_power_kw",
+        "lead_acid",
+        "energy_kwh",
+        "charged_total_kwh",
+    )
+
+    def __init__(self, vtype: VehicleType, soc: float) -> None:
+        self.capacity_kwh = vtype.capacity_kwh
+        self.efficiency = vtype.charging_efficiency
+        self.min_soc = vtype.min_soc
+        self.max_soc = vtype.max_soc
+        self.knee_soc = vtype.cccv_knee_soc
+        self.max_power_kw = vtype.max_charge_power_kw
+        self.floor_power_kw = vtype.max_charge_power_kw * vtype.cccv_floor_fraction
+        self.lead_acid = vtype.chemistry == "lead-acid"
+        self.energy_kwh = soc * vtype.capacity_kwh
+        self.charged_total_kwh = 0.0
+
+    @property
+    def soc(self) -> float:
+        """State of charge (fraction of capacity)."""
+        return self.energy_kwh / self.capacity_kwh
+
+    def power_limit_kw(self, soc: float | None = None) -> float:
+        """Maximum grid-side charging power at a state of charge (kW), the CC-CV envelope.
+
+        Constant power up to the knee, then a linear taper to the floor power at full charge.
+        """
+        s = self.soc if soc is None else soc
+        if s <= self.knee_soc or self.knee_soc >= 1.0:
+            return self.max_power_kw
+        frac = min(1.0, (s - self.knee_soc) / (1.0 - self.knee_soc))
+        return self.max_power_kw + frac * (self.floor_power_kw - self.max_power_kw)
+
+    def may_start_charging(self, threshold: float) -> bool:
+        """Chemistry rule: lead-acid starts a charge only below its threshold; Li-ion any time."""
+        if self.lead_acid:
+            return self.soc < threshold
+        return self.soc < self.max_soc
+
+    def integrate(self, grid_kw: float, consume_kw: float, minutes: float) -> tuple[float, ...]:
+        """Advance the battery by ``minutes`` at constant powers.
+
+        Args:
+            grid_kw: Grid-side charging power (kW).
+            consume_kw: Consumption power (kW).
+            minutes: Duration (minutes), >= 0.
+
+        Returns:
+            ``(grid_kwh, charged_kwh, consumed_kwh)`` for the segment, after clamping.
+        """
+        hours = minutes / 60.0
+        grid = grid_kw * hours
+        charged = grid * self.efficiency
+        consumed = consume_kw * hours
+        energy = self.energy_kwh + charged - consumed
+        top = self.max_soc * self.capacity_kwh
+        if energy > top and charged > 0.0:
+            charged = max(0.0, charged - (energy - top))
+            grid = charged / self.efficiency
+            energy = self.energy_kwh + charged - consumed
+        if energy < 0.0:
+            consumed = self.energy_kwh + charged
+            energy = 0.0
+        self.energy_kwh = energy
+        self.charged_total_kwh += charged
+        return grid, charged, consumed
+
+    def minutes_to_reach(self, target_soc: float, grid_kw: float, consume_kw: float) -> float:
+        """Minutes until the SoC reaches ``target_soc`` at constant powers (inf if never)."""
+        net_kw = grid_kw * self.efficiency - consume_kw
+        gap = target_soc * self.capacity_kwh - self.energy_kwh
+        if gap <= 0.0:
+            return 0.0
+        if net_kw <= 0.0:
+            return float("inf")
+        return gap / net_kw * 60.0

@@ -1,0 +1,205 @@
+"""Every reported metric, defined once, computed from the run log.
+
+The functions here take the same tables a run writes (``timeseries.csv``, ``grid.csv``,
+``tasks.csv``, ``sessions.csv`` and the fleet list in ``summary.json``), so the figures can be
+recomputed from the output files by anyone (:func:`metrics_from_dir`). Times are minutes; the
+run ends at ``T``, the last recorded minute. A task counts as released if released before
+``T``; samples at a minute's end ``t`` see the state before events at exactly ``t``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from agentev.agents.vehicle import WORKING_STATES
+from agentev.config import DemandCharge, TariffConfig
+from agentev.tariff import demand_charge
+
+_WORKING = sorted(s.value for s in WORKING_STATES)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric's value, unit and one-line definition."""
+
+    value: float
+    unit: str
+    definition: str
+
+
+DEFINITIONS: dict[str, tuple[str, str]] = {
+    "grid_energy_kwh": ("kWh", "energy drawn from the grid for charging the fleet"),
+    "charged_energy_kwh": ("kWh", "energy added to the batteries"),
+    "consumed_energy_kwh": ("kWh", "energy used by driving, handling and standing"),
+    "charging_losses_kwh": ("kWh", "grid energy minus charged energy"),
+    "energy_cost": ("currency", "sum over minutes of fleet grid energy x that minute's price"),
+    "demand_charge": (
+        "currency",
+        "demand charges on the highest 15-minute mean site power, pro-rated to the run",
+    ),
+    "total_cost": ("currency", "energy_cost + demand_charge"),
+    "peak_site_power_kw": ("kW", "highest 15-minute mean site power (base load + charging)"),
+    "stored_energy_change_kwh": ("kWh", "fleet battery energy at the end minus at the start"),
+    "energy_cost_adjusted": (
+        "currency",
+        "energy_cost minus the stored-energy change, as grid energy (/ efficiency), "
+        "at the run's time-mean price",
+    ),
+    "tasks_released": ("count", "tasks released before the end"),
+    "tasks_completed": ("count", "released tasks delivered before the end"),
+    "completion_ratio": ("fraction", "tasks_completed / tasks_released"),
+    "response_time_mean_min": (
+        "min",
+        "mean of release to pick-up; tasks not picked up count with their wait so far",
+    ),
+    "response_time_p95_min": ("min", "95th percentile of the same"),
+    "tardiness_mean_min": (
+        "min",
+        "mean over released tasks of max(0, delivery - due); undelivered: max(0, end - due)",
+    ),
+    "service_shortfall_vehicle_h": (
+        "vehicle-h",
+        "sum over minutes of max(0, open tasks - vehicles able to work), in hours",
+    ),
+    "availability": ("fraction", "share of vehicle-minutes in a state able to work"),
+    "charger_utilization": ("fraction", "plugged-in port time / (ports x run time)"),
+    "charger_wait_mean_min": (
+        "min",
+        "mean of need-to-plug-in minus driving, per charge; still waiting: wait so far",
+    ),
+    "charging_sessions": ("count", "charging sessions started"),
+    "equivalent_full_cycles": ("cycles per vehicle", "mean of charged energy / capacity"),
+    "soc_violations": ("count", "times a vehicle's state of charge fell below its min_soc"),
+    "charger_failures": ("count", "charger failures during the run"),
+}
+
+
+def compute_metrics(
+    timeseries: pd.DataFrame,
+    grid: pd.DataFrame,
+    tasks: pd.DataFrame,
+    sessions: pd.DataFrame,
+    fleet: pd.DataFrame,
+    tariff: TariffConfig,
+    num_ports: int,
+    charger_failures: int = 0,
+) -> dict[str, Metric]:
+    """Compute every metric of a run from its log.
+
+    Args:
+        timeseries: Per vehicle per minute (with the initial rows at 0).
+        grid: Per minute.
+        tasks: Per task.
+        sessions: Per charging request (``plug_in_min`` empty while still waiting).
+        fleet: Per vehicle: ``vehicle_id``, ``capacity_kwh``, ``charging_efficiency``,
+            ``min_soc``.
+        tariff: The tariff (for demand charges).
+        num_ports: Charger ports in use.
+        charger_failures: Number of charger failures.
+
+    Returns:
+        Metric name to :class:`Metric`, in the order of :data:`DEFINITIONS`.
+    """
+    v: dict[str, float] = {}
+    end = float(grid["time_min"].max()) if len(grid) else 0.0
+    steps = timeseries[timeseries["time_min"] > 0]
+    fleet = fleet.set_index("vehicle_id")
+
+    # energy and cost
+    per_minute_grid = steps.groupby("time_min", sort=True)["grid_energy_kwh"].sum()
+    price = grid.set_index("time_min")["price_per_kwh"]
+    v["grid_energy_kwh"] = float(steps["grid_energy_kwh"].sum())
+    v["charged_energy_kwh"] = float(steps["charged_energy_kwh"].sum())
+    v["consumed_energy_kwh"] = float(steps["consumed_energy_kwh"].sum())
+    v["charging_losses_kwh"] = v["grid_energy_kwh"] - v["charged_energy_kwh"]
+    v["energy_cost"] = float((per_minute_grid * price.reindex(per_minute_grid.index)).sum())
+    charge, peak = demand_charge(tariff, grid["site_power_kw"].to_numpy())
+    v["demand_charge"] = charge
+    v["total_cost"] = v["energy_cost"] + charge
+    v["peak_site_power_kw"] = peak
+    energy = timeseries["soc"] * timeseries["capacity_kwh"]
+    by_vehicle = energy.groupby(timeseries["vehicle_id"])
+    delta = by_vehicle.last() - by_vehicle.first()
+    v["stored_energy_change_kwh"] = float(delta.sum())
+    mean_price = float(price.mean()) if len(price) else 0.0
+    grid_equivalent = float((delta / fleet["charging_efficiency"].reindex(delta.index)).sum())
+    v["energy_cost_adjusted"] = v["energy_cost"] - grid_equivalent * mean_price
+
+    # tasks
+    released = tasks[tasks["release_min"] < end]
+    picked = released["pickup_min"].where(released["pickup_min"] < end)
+    delivered = released["delivery_min"].where(released["delivery_min"] < end)
+    n = len(released)
+    v["tasks_released"] = float(n)
+    v["tasks_completed"] = float(delivered.notna().sum())
+    v["completion_ratio"] = v["tasks_completed"] / n if n else 1.0
+    response = picked.fillna(end) - released["release_min"]
+    v["response_time_mean_min"] = float(response.mean()) if n else 0.0
+    v["response_time_p95_min"] = float(np.percentile(response, 95)) if n else 0.0
+    late = (delivered.fillna(end) - released["due_min"]).clip(lower=0.0)
+    v["tardiness_mean_min"] = float(late.mean()) if n else 0.0
+
+    # service and availability
+    times = np.sort(steps["time_min"].unique())
+    rel = np.sort(released["release_min"].to_numpy())
+    dlv = np.sort(delivered.dropna().to_numpy())
+    open_tasks = np.searchsorted(rel, times, side="left") - np.searchsorted(dlv, times, side="left")
+    able_rows = steps["state"].isin(_WORKING)
+    able = able_rows.groupby(steps["time_min"]).sum().reindex(times).to_numpy()
+    v["service_shortfall_vehicle_h"] = float(np.clip(open_tasks - able, 0, None).sum()) / 60.0
+    v["availability"] = float(able_rows.mean()) if len(steps) else 1.0
+
+    # chargers
+    plugged = sessions.dropna(subset=["plug_in_min"])
+    port_minutes = (plugged["plug_out_min"].clip(upper=end) - plugged["plug_in_min"]).sum()
+    v["charger_utilization"] = float(port_minutes) / (num_ports * end) if end else 0.0
+    wait = sessions["plug_in_min"].fillna(end) - sessions["need_min"] - sessions["drive_min"]
+    v["charger_wait_mean_min"] = float(wait.mean()) if len(sessions) else 0.0
+    v["charging_sessions"] = float(len(plugged))
+    charged = steps.groupby("vehicle_id")["charged_energy_kwh"].sum()
+    cycles = charged / fleet["capacity_kwh"].reindex(charged.index)
+    v["equivalent_full_cycles"] = float(cycles.mean()) if len(cycles) else 0.0
+    v["soc_violations"] = float(_violations(timeseries, fleet["min_soc"]))
+    v["charger_failures"] = float(charger_failures)
+    return {name: Metric(v[name], unit, text) for name, (unit, text) in DEFINITIONS.items()}
+
+
+def _violations(timeseries: pd.DataFrame, min_soc: pd.Series) -> int:
+    """Downward crossings of ``min_soc`` (a vehicle starting below counts once)."""
+    below = timeseries["soc"] < timeseries["vehicle_id"].map(min_soc)
+    ordered = below.groupby(timeseries["vehicle_id"])
+    before = ordered.shift(1, fill_value=False)
+    return int((below & ~before).sum())
+
+
+def tariff_from_summary(summary: dict) -> TariffConfig:
+    """The tariff as stored in ``summary.json``."""
+    t = summary["tariff"]
+    return TariffConfig(
+        name=t["name"],
+        source=t["source"],
+        currency=t["currency"],
+        energy_price_per_kwh=tuple(t["energy_price_per_kwh"]),
+        demand_charges=tuple(DemandCharge(**d) for d in t["demand_charges"]),
+    )
+
+
+def metrics_from_dir(out_dir: str | Path) -> dict[str, Metric]:
+    """Recompute every metric from a run's output files."""
+    out = Path(out_dir)
+    summary = json.loads((out / "summary.json").read_text())
+    return compute_metrics(
+        pd.read_csv(out / "timeseries.csv"),
+        pd.read_csv(out / "grid.csv"),
+        pd.read_csv(out / "tasks.csv"),
+        pd.read_csv(out / "sessions.csv"),
+        pd.DataFrame(summary["fleet"]),
+        tariff_from_summary(summary),
+        int(summary["parameters"]["num_ports"]),
+        int(summary["metrics"]["charger_failures"]["value"]),
+    )

@@ -1,0 +1,179 @@
+"""A run's output files: ``summary.json`` and the tables other tools re-check.
+
+Files (see ``docs/outputs.md`` for every column):
+
+* ``summary.json``: flat ``parameters``, ``seed``, ``agentev_version``, the ``fleet`` list,
+  the ``tariff`` and ``metrics`` (each ``{"value", "unit"}``). No timestamps or host names:
+  the same seed gives a byte-identical file.
+* ``timeseries.csv``: one row per vehicle per minute (plus the initial rows at 0).
+* ``grid.csv``: one row per minute.
+* ``tasks.csv``: one row per task of the trace.
+* ``sessions.csv``: one row per charging session or still-waiting request.
+* ``charger_events.csv``: charger failures and repairs.
+
+Floats are written at full round-trip precision. Every file is written to a temporary name
+and renamed into place, so an interrupted write never leaves a truncated file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import agentev
+from agentev.metrics import Metric, compute_metrics
+from agentev.model import FactoryModel
+
+
+def fleet_frame(model: FactoryModel) -> pd.DataFrame:
+    """One row per vehicle: id, type, capacity, efficiency and SoC limits."""
+    return pd.DataFrame(
+        [
+            {
+                "vehicle_id": v.unique_id,
+                "vehicle_type": v.vtype.name,
+                "capacity_kwh": v.vtype.capacity_kwh,
+                "charging_efficiency": v.vtype.charging_efficiency,
+                "min_soc": v.vtype.min_soc,
+                "max_soc": v.vtype.max_soc,
+                "chemistry": v.vtype.chemistry,
+            }
+            for v in model.vehicles
+        ]
+    )
+
+
+def model_metrics(model: FactoryModel) -> dict[str, Metric]:
+    """Every metric of a (finished or running) model, from its run log."""
+    rec = model.recorder
+    return compute_metrics(
+        rec.timeseries(),
+        rec.grid(),
+        rec.tasks(),
+        rec.sessions_frame(),
+        fleet_frame(model),
+        model.config.tariff,
+        model.num_ports,
+        sum(c.failures for c in model.chargers.values()),
+    )
+
+
+def parameters(model: FactoryModel) -> dict[str, Any]:
+    """The run's parameters as one flat mapping (scalars only)."""
+    cfg = model.config
+    types = cfg.vehicle_type_sequence()
+    params: dict[str, Any] = {
+        "scenario": cfg.name,
+        "strategy": cfg.strategy,
+        "num_vehicles": cfg.num_vehicles,
+        "fleet_mix": ",".join(f"{g.vehicle_type}:{g.count}" for g in cfg.fleet if g.count),
+        "num_chargers": cfg.num_chargers,
+        "num_ports": model.num_ports,
+        "duration_h": cfg.duration_h,
+        "charge_threshold": cfg.charge_threshold,
+        "initial_soc_min": cfg.initial_soc_range[0],
+        "initial_soc_max": cfg.initial_soc_range[1],
+    }
+    for key in ("capacity_kwh", "charging_efficiency", "min_soc", "max_soc"):
+        values = {getattr(t, key) for t in types}
+        if len(values) == 1:
+            name = "battery_capacity_kwh" if key == "capacity_kwh" else key
+            params[name] = values.pop()
+    params.update(
+        {
+            "cell_size_m": cfg.layout.cell_size_m,
+            "task_process": cfg.tasks.process,
+            "due_window_min": cfg.tasks.due_window_min,
+            "grid_limit_kw": cfg.site.grid_limit_kw,
+            "tariff": cfg.tariff.name,
+            "currency": cfg.tariff.currency,
+            "message_latency_s": cfg.message_latency_s,
+        }
+    )
+    c = cfg.controller
+    params.update(
+        {
+            "alpha_energy": c.alpha_energy,
+            "alpha_downtime": c.alpha_downtime,
+            "alpha_utilization": c.alpha_utilization,
+            "prediction_horizon_h": c.prediction_horizon_h,
+            "optimization_interval_h": c.optimization_interval_h,
+            "period_min": c.period_min,
+            "solver": c.solver,
+        }
+    )
+    return params
+
+
+def summary(model: FactoryModel, metrics: dict[str, Metric]) -> dict[str, Any]:
+    """The content of ``summary.json``."""
+    t = model.config.tariff
+    return {
+        "agentev_version": agentev.__version__,
+        "seed": model.seed,
+        "parameters": parameters(model),
+        "fleet": fleet_frame(model).to_dict(orient="records"),
+        "tariff": {
+            "name": t.name,
+            "source": t.source,
+            "currency": t.currency,
+            "energy_price_per_kwh": list(t.energy_price_per_kwh),
+            "demand_charges": [
+                {
+                    "name": d.name,
+                    "rate_per_kw_month": d.rate_per_kw_month,
+                    "start_h": d.start_h,
+                    "end_h": d.end_h,
+                }
+                for d in t.demand_charges
+            ],
+        },
+        "metrics": {name: {"value": m.value, "unit": m.unit} for name, m in metrics.items()},
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _csv(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, lineterminator="\n")
+
+
+def write_outputs(model: FactoryModel, out_dir: str | Path) -> dict[str, Metric]:
+    """Write every output file of a run into ``out_dir`` and return its metrics."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rec = model.recorder
+    metrics = model_metrics(model)
+    _write_atomic(out / "timeseries.csv", _csv(rec.timeseries()))
+    _write_atomic(out / "grid.csv", _csv(rec.grid()))
+    _write_atomic(out / "tasks.csv", _csv(rec.tasks()))
+    _write_atomic(out / "sessions.csv", _csv(rec.sessions_frame()))
+    _write_atomic(out / "charger_events.csv", _csv(rec.charger_events_frame()))
+    text = json.dumps(summary(model, metrics), indent=2, allow_nan=False) + "\n"
+    _write_atomic(out / "summary.json", text)
+    return metrics
+
+
+def run_and_write(out_dir: str | Path, hours: float | None = None, **kwargs: Any):
+    """Build a :class:`FactoryModel` from keywords, run it, write its outputs.
+
+    Args:
+        out_dir: Output directory.
+        hours: Simulated hours (default: the scenario's duration).
+        **kwargs: :class:`FactoryModel` keywords (``scenario``, ``strategy``, ``rng``, ...).
+
+    Returns:
+        ``(model, metrics)``.
+    """
+    model = FactoryModel(duration_h=hours, **kwargs)
+    model.run()
+    return model, write_outputs(model, out_dir)
