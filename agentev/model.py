@@ -33,20 +33,23 @@ from agentev.tariff import Tariff
 from agentev.tasks import Dispatcher, generate_tasks
 
 
-# Module-level DataCollector reporters (picklable, unlike lambdas).
+# Module-level DataCollector reporters (picklable, unlike lambdas). They run every minute, so
+# they loop over the model's plain vehicle list rather than building AgentSet queries.
 def mean_soc(model: FactoryModel) -> float:
     """Mean state of charge of the fleet."""
-    return model.agents_by_type[Vehicle].agg("soc", np.mean)
+    return sum(v.battery.energy_kwh / v.battery.capacity_kwh for v in model.vehicles) / len(
+        model.vehicles
+    )
 
 
 def vehicles_charging(model: FactoryModel) -> int:
     """Vehicles plugged in."""
-    return len(model.agents_by_type[Vehicle].select(lambda v: v.state is VehicleState.CHARGING))
+    return sum(v.state is VehicleState.CHARGING for v in model.vehicles)
 
 
 def vehicles_queued(model: FactoryModel) -> int:
     """Vehicles waiting for a port."""
-    return len(model.agents_by_type[Vehicle].select(lambda v: v.state is VehicleState.QUEUED))
+    return sum(v.state is VehicleState.QUEUED for v in model.vehicles)
 
 
 def task_backlog(model: FactoryModel) -> int:

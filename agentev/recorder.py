@@ -80,8 +80,11 @@ class Recorder:
         for v in self.model.vehicles:
             v.advance(t)
             if v.moving:
-                v.update_cell()
-            x, y = v.position
+                x, y = xy = v.position
+                if v.cell.coordinate != xy:
+                    v.move_to(self.model.layout.cell(xy))
+            else:
+                x, y = v._pos
             grid = v.step_grid_kwh
             fleet_grid += grid
             port = v.step_port
@@ -90,7 +93,7 @@ class Recorder:
                 (
                     float(t),
                     v.unique_id,
-                    v.state.value,
+                    v.state,  # a StrEnum: written as its value
                     v.battery.energy_kwh / v.battery.capacity_kwh,
                     x,
                     y,
@@ -124,6 +127,7 @@ class Recorder:
     def timeseries(self) -> pd.DataFrame:
         """Per vehicle per minute (plus the initial rows at 0)."""
         df = pd.DataFrame.from_records(self.rows, columns=TIMESERIES_COLUMNS)
+        df["state"] = df["state"].astype(str)
         for col in ("port_id", "task_id"):
             df[col] = df[col].astype("Int64")
         df["charger_id"] = df["charger_id"].astype("string")

@@ -490,6 +490,11 @@ def _check_counts(cfg: ScenarioConfig, source: str) -> None:
         )
     low, high = cfg.initial_soc_range
     for vt in cfg.vehicle_types.values():
+        if not vt.min_soc <= cfg.charge_threshold <= vt.max_soc:
+            raise ScenarioError(
+                f"{source}: charge_threshold = {cfg.charge_threshold!r}: must lie within "
+                f"[min_soc, max_soc] = [{vt.min_soc}, {vt.max_soc}] of vehicle type {vt.name!r}"
+            )
         if not (vt.min_soc <= low and high <= vt.max_soc):
             raise ScenarioError(
                 f"{source}: fleet.initial_soc_min/max = ({low}, {high}): must lie within "

@@ -124,13 +124,11 @@ class Dispatcher:
         layout = self.model.layout
         target = layout.station_cells[task.pickup]
         field = layout.distance_field(target)
-        best = None
-        best_key = None
-        for vehicle in self.model.free_vehicles():
-            key = (field[vehicle.position], vehicle.tie_break)
-            if (best_key is None or key < best_key) and self.can_do(vehicle, task):
-                best, best_key = vehicle, key
-        return best
+        ranked = sorted((field[v.position], v.tie_break, v) for v in self.model.free_vehicles())
+        for _, _, vehicle in ranked:
+            if self.can_do(vehicle, task):
+                return vehicle
+        return None
 
     def can_do(self, vehicle: Vehicle, task: Task) -> bool:
         """Whether ``vehicle`` can do ``task`` and still reach a charger above ``min_soc``."""

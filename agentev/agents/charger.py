@@ -135,13 +135,12 @@ class Charger(FixedAgent):
                 self.model.schedule_event(self._ports_ready, after=0.0)
 
     def _ports_ready(self) -> None:
-        """Serve the local queue on ready ports, then tell the strategy what is left."""
+        """Serve the local queue on ready ports, then tell the strategy room has freed."""
         port = self.free_port()
         while port is not None and self.queue:
             self._plug(self.queue.popleft(), port)
             port = self.free_port()
-        if port is not None:
-            self.model.strategy.port_freed(self)
+        self.model.strategy.port_freed(self)
 
     # ----------------------------------------------------------------- failures
     def _schedule_failure(self) -> None:
@@ -155,6 +154,7 @@ class Charger(FixedAgent):
         stranded = [v for v in self.occupant if v is not None]
         stranded += list(self.queue) + [v for v in self.reserved if v is not None]
         stranded += sorted(self.heading, key=lambda v: v.unique_id)
+        stranded = list(dict.fromkeys(stranded))  # a reserved vehicle is also heading here
         self.queue.clear()
         self.heading.clear()
         self.reserved = [None] * self.num_ports

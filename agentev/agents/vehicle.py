@@ -281,9 +281,14 @@ class Vehicle(CellAgent):
 
     # ----------------------------------------------------------------- charging
     def request_charge(self) -> None:
-        """The vehicle needs energy: ask the charging strategy."""
-        self.need_since = self.model.time
-        self.drive_during_need_min = 0.0
+        """The vehicle needs energy: ask the charging strategy.
+
+        A vehicle that was already waiting (its charger failed before it plugged in) keeps
+        the time it first asked.
+        """
+        if self.need_since is None:
+            self.need_since = self.model.time
+            self.drive_during_need_min = 0.0
         self.model.strategy.request(self)
 
     def go_charge(self, charger: Charger, until_soc: float) -> None:

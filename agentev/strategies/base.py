@@ -40,7 +40,7 @@ class ChargingStrategy(ABC):
         """A vehicle needs a charge now."""
 
     def port_freed(self, charger: Charger) -> None:  # noqa: B027 (optional hook)
-        """A port of ``charger`` is ready and nobody at the charger is waiting for it."""
+        """Room freed at ``charger``: a port is ready, or its queue moved up a place."""
 
     def nearest(self, vehicle: Vehicle, chargers) -> Charger | None:
         """The charger closest to the vehicle by driving distance (ties: scenario order)."""

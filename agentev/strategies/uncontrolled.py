@@ -33,6 +33,7 @@ class Uncontrolled(ChargingStrategy):
             self.commands.charge(vehicle.unique_id, charger.charger_id, vehicle.battery.max_soc)
 
     def port_freed(self, charger) -> None:
-        """Send the longest-waiting vehicle, if any, to look for a charger again."""
-        if self.waiting:
+        """Send waiting vehicles, longest-waiting first, while some charger has room."""
+        chargers = self.model.chargers.values()
+        while self.waiting and any(c.spare_places() > 0 for c in chargers):
             self.request(self.waiting.popleft())
