@@ -93,7 +93,8 @@ class Battery:
         if energy > top and charged > 0.0:
             charged = max(0.0, charged - (energy - top))
             grid = charged / self.efficiency
-            energy = self.energy_kwh + charged - consumed
+            # Land on the limit exactly (recomputing the sum may overshoot it by a rounding).
+            energy = top if charged > 0.0 else self.energy_kwh - consumed
         if energy < 0.0:
             consumed = self.energy_kwh + charged
             energy = 0.0

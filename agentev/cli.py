@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from agentev.metrics import DEFINITIONS, Metric
-from agentev.scenario import DEFAULT_SCENARIO, ScenarioError
+from agentev.scenario import DEFAULT_SCENARIO, ScenarioError, check_int
 from agentev.strategies import STRATEGIES
 
 
@@ -71,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     from agentev.outputs import run_and_write
     from agentev.scenario import load_scenario
 
+    check_int(args.seed, "seed", low=0)  # numpy seeds must be non-negative
     cfg = load_scenario(args.scenario)
     strategy = args.strategy or cfg.strategy
     out = args.out or f"results/{cfg.name}-{strategy}-{args.seed}"

@@ -103,7 +103,8 @@ def compute_metrics(
         charger_failures: Number of charger failures.
 
     Returns:
-        Metric name to :class:`Metric`, in the order of :data:`DEFINITIONS`.
+        Metric name to :class:`Metric`, in the order of :data:`DEFINITIONS`; money is in the
+        tariff's currency (its code is the unit).
     """
     v: dict[str, float] = {}
     end = float(grid["time_min"].max()) if len(grid) else 0.0
@@ -166,7 +167,10 @@ def compute_metrics(
     v["equivalent_full_cycles"] = float(cycles.mean()) if len(cycles) else 0.0
     v["soc_violations"] = float(_violations(timeseries, fleet["min_soc"]))
     v["charger_failures"] = float(charger_failures)
-    return {name: Metric(v[name], unit, text) for name, (unit, text) in DEFINITIONS.items()}
+    return {
+        name: Metric(v[name], tariff.currency if unit == "currency" else unit, text)
+        for name, (unit, text) in DEFINITIONS.items()
+    }
 
 
 def _violations(timeseries: pd.DataFrame, min_soc: pd.Series) -> int:

@@ -115,6 +115,9 @@ def summary(model: FactoryModel, metrics: dict[str, Metric]) -> dict[str, Any]:
     return {
         "agentev_version": agentev.__version__,
         "seed": model.seed,
+        "simulated_min": float(model.recorder.grid_rows[-1][0])
+        if model.recorder.grid_rows
+        else 0.0,
         "parameters": parameters(model),
         "fleet": fleet_frame(model).to_dict(orient="records"),
         "tariff": {

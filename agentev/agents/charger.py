@@ -161,6 +161,9 @@ class Charger(FixedAgent):
         for vehicle in stranded:
             if vehicle.charger is self:
                 vehicle.unplug("charger_failure")
+            else:
+                # Heading here or queued: wait for a charger, a state charge commands accept.
+                vehicle.wait_for_charger()
             vehicle.target_charger = None
             vehicle.request_charge()
         self.model.schedule_event(self._repair, after=self._rng.exponential(self.spec.mttr_h * 60))

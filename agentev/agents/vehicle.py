@@ -358,6 +358,10 @@ class Vehicle(CellAgent):
         self.model.power.release(self)
         self.grid_kw = 0.0
         s = self.session
+        now = self.model.time
+        if now <= max(s[5], math.floor(now)):
+            # Not plugged in for a positive time in the minute now open: not shown in it.
+            self.step_port = None
         self.model.recorder.session(
             self.unique_id, s[2], s[3], s[4], s[5], self.model.time, s[6], s[0], s[1], reason
         )
