@@ -57,6 +57,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Model parameters and the options that set them, for error messages.
+OPTION_OF = {
+    "duration_h": "--hours",
+    "num_vehicles": "--num-vehicles",
+    "num_chargers": "--num-chargers",
+    "charge_threshold": "--charge-threshold",
+    "grid_limit_kw": "--grid-limit-kw",
+    "seed": "--seed",
+}
+
+
+def _cli_message(message: str) -> str:
+    """Name the command-line option in a parameter error (``--hours (duration_h) = -1``)."""
+    for name, option in OPTION_OF.items():
+        prefix = f"parameter: {name} ="
+        if message.startswith(prefix):
+            return f"option {option} ({name}) =" + message[len(prefix) :]
+    return message
+
+
 def format_table(metrics: dict[str, Metric]) -> str:
     """A plain-text table of metric, value and unit."""
     width = max(len(name) for name in DEFINITIONS)
@@ -104,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
     except ScenarioError as exc:
-        parser.exit(2, f"agentev: error: {exc}\n")
+        parser.exit(2, f"agentev: error: {_cli_message(str(exc))}\n")
     return 1
 
 
