@@ -68,7 +68,7 @@ def heavy_tight_limit(tmp_path_factory) -> Run:
         rng=7,
         duration_h=8,
         charge_threshold=0.6,
-        grid_limit_kw=476.0,
+        grid_limit_kw=36.0,
     )
 
 

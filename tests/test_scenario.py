@@ -199,4 +199,4 @@ def test_keywords_override_the_scenario_and_none_keeps_it():
     assert [(g.vehicle_type, g.count) for g in cfg.fleet] == [("agv", 4), ("tugger", 2)]
     assert cfg.num_chargers == 2
     assert cfg.charge_threshold == 0.5
-    assert cfg.site.grid_limit_kw == base.site.grid_limit_kw == 480.0
+    assert cfg.site.grid_limit_kw == base.site.grid_limit_kw == 40.0
