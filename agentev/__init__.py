@@ -9,6 +9,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from agentev.agents import Charger, TwinController, TwinState, Vehicle, VehicleState, Workstation
 from agentev.model import FactoryModel, SimulationModel
+from agentev.optimization import OptimizationController, plan_charging
 from agentev.outputs import run_and_write, write_outputs
 from agentev.scenario import ScenarioError, available_scenarios, load_scenario
 from agentev.strategies import STRATEGIES
@@ -17,6 +18,7 @@ __all__ = [
     "STRATEGIES",
     "Charger",
     "FactoryModel",
+    "OptimizationController",
     "ScenarioError",
     "SimulationModel",
     "TwinController",
@@ -27,6 +29,7 @@ __all__ = [
     "__version__",
     "available_scenarios",
     "load_scenario",
+    "plan_charging",
     "run_and_write",
     "write_outputs",
 ]

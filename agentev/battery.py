@@ -111,3 +111,64 @@ class Battery:
         if net_kw <= 0.0:
             return float("inf")
         return gap / net_kw * 60.0
+
+
+def period_charge_curve(
+    vtype: VehicleType, period_min: float, max_power_kw: float | None = None, points: int = 41
+) -> tuple[list[float], list[float]]:
+    """Energy a battery takes in one period, as a function of its energy at the start.
+
+    The charge is simulated exactly as the model charges: the grid-side power is set each
+    minute from the CC-CV envelope at that minute's state of charge (capped by
+    ``max_power_kw``) and held for the minute; standby consumption is left out.
+
+    Args:
+        vtype: The vehicle type.
+        period_min: Period length (minutes).
+        max_power_kw: Port power cap (kW); None = the vehicle's maximum.
+        points: Number of start energies sampled between 0 and ``max_soc x capacity``.
+
+    Returns:
+        ``(start_energy_kwh, charged_kwh)`` sample lists.
+    """
+    cap = max_power_kw if max_power_kw is not None else vtype.max_charge_power_kw
+    starts, charged = [], []
+    top = vtype.max_soc * vtype.capacity_kwh
+    for i in range(points):
+        battery = Battery(vtype, vtype.max_soc * i / (points - 1))
+        start = battery.energy_kwh
+        left = period_min
+        while left > 1e-12 and battery.energy_kwh < top:
+            minutes = min(1.0, left)
+            battery.integrate(min(cap, battery.power_limit_kw()), 0.0, minutes)
+            left -= minutes
+        starts.append(start)
+        charged.append(battery.energy_kwh - start)
+    return starts, charged
+
+
+def concave_cuts(xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
+    """Lines ``y <= a + b x`` whose minimum is the upper concave hull of the points.
+
+    Args:
+        xs: Increasing sample positions.
+        ys: Sampled values.
+
+    Returns:
+        ``(a, b)`` pairs, one per hull segment.
+    """
+    hull: list[tuple[float, float]] = []
+    for p in zip(xs, ys, strict=True):
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            # drop the middle point if it lies on or below the chord (not concave)
+            if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) >= -1e-9:
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    cuts = []
+    for (x1, y1), (x2, y2) in zip(hull, hull[1:], strict=False):
+        b = (y2 - y1) / (x2 - x1)
+        cuts.append((y1 - b * x1, b))
+    return cuts

@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--num-chargers", type=int, default=None, help="charger sites in use")
     run.add_argument("--charge-threshold", type=float, default=None, help="SoC threshold")
     run.add_argument("--grid-limit-kw", type=float, default=None, help="grid limit (kW)")
+    run.add_argument(
+        "--forecaster",
+        choices=("rate", "perfect"),
+        default=None,
+        help="task demand forecaster of the twin controller (default: the scenario's)",
+    )
+    run.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also run the oracle (whole-run perfect-knowledge plan; a long MILP, cached per "
+        "scenario and seed) to report gap_to_offline_optimum",
+    )
     return parser
 
 
@@ -105,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
         num_chargers=args.num_chargers,
         charge_threshold=args.charge_threshold,
         grid_limit_kw=args.grid_limit_kw,
+        forecaster=args.forecaster,
+        oracle=args.oracle,
     )
     hours = model.duration_min / 60
     print(

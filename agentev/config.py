@@ -212,6 +212,7 @@ class ControllerConfig:
     alpha_downtime: float = ALPHA_DOWNTIME
     alpha_utilization: float = ALPHA_UTILIZATION
     solver: str = "highs"
+    forecaster: str = "rate"
 
 
 @dataclass(frozen=True)

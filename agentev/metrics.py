@@ -18,6 +18,7 @@ import pandas as pd
 
 from agentev.agents.vehicle import WORKING_STATES
 from agentev.config import DemandCharge, TariffConfig
+from agentev.objective import Normalisers, weighted_objective
 from agentev.tariff import demand_charge
 
 _WORKING = sorted(s.value for s in WORKING_STATES)
@@ -76,7 +77,21 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "equivalent_full_cycles": ("cycles per vehicle", "mean of charged energy / capacity"),
     "soc_violations": ("count", "times a vehicle's state of charge fell below its min_soc"),
     "charger_failures": ("count", "charger failures during the run"),
+    "occupied_port_h": ("port-h", "port-hours occupied by plugged-in vehicles"),
+    "weighted_objective": (
+        "1",
+        "alpha_E (energy_cost_adjusted + demand_charge) / N_E + alpha_D shortfall / N_D "
+        "+ alpha_U (sessions + occupied_port_h) / N_U, fixed normalisers (agentev.objective)",
+    ),
+    "replans": ("count", "charging plans solved by the twin controller"),
+    "solver_fallbacks": ("count", "plans not delivered by the solver within its limits"),
+    "overrides": ("count", "(vehicle, period) pairs where the plan overrode the vehicle's rule"),
 }
+#: Present only when the run's offline optimum (the ``oracle`` run) is known.
+GAP_DEFINITION = (
+    "1",
+    "(weighted_objective - oracle's weighted_objective) / oracle's weighted_objective",
+)
 
 
 def compute_metrics(
@@ -88,6 +103,10 @@ def compute_metrics(
     tariff: TariffConfig,
     num_ports: int,
     charger_failures: int = 0,
+    objective: dict[str, float] | None = None,
+    replans: pd.DataFrame | None = None,
+    overrides: pd.DataFrame | None = None,
+    oracle_objective: float | None = None,
 ) -> dict[str, Metric]:
     """Compute every metric of a run from its log.
 
@@ -101,6 +120,13 @@ def compute_metrics(
         tariff: The tariff (for demand charges).
         num_ports: Charger ports in use.
         charger_failures: Number of charger failures.
+        objective: Weights and normalisers (``alpha_energy``, ``alpha_downtime``,
+            ``alpha_utilization``, ``energy_per_h``, ``downtime_per_h``,
+            ``utilization_per_h``); None: ``weighted_objective`` is 0.
+        replans: The controller's plans (``replans.csv``), if any.
+        overrides: The plan's overrides (``overrides.csv``), if any.
+        oracle_objective: The oracle run's ``weighted_objective``; adds
+            ``gap_to_offline_optimum``.
 
     Returns:
         Metric name to :class:`Metric`, in the order of :data:`DEFINITIONS`; money is in the
@@ -167,10 +193,32 @@ def compute_metrics(
     v["equivalent_full_cycles"] = float(cycles.mean()) if len(cycles) else 0.0
     v["soc_violations"] = float(_violations(timeseries, fleet["min_soc"]))
     v["charger_failures"] = float(charger_failures)
-    return {
+    v["occupied_port_h"] = float(port_minutes) / 60.0
+    if objective is not None:
+        norms = Normalisers(
+            objective["energy_per_h"], objective["downtime_per_h"], objective["utilization_per_h"]
+        )
+        v["weighted_objective"] = weighted_objective(
+            v,
+            end / 60.0,
+            norms,
+            objective["alpha_energy"],
+            objective["alpha_downtime"],
+            objective["alpha_utilization"],
+        )
+    else:
+        v["weighted_objective"] = 0.0
+    v["replans"] = float(len(replans)) if replans is not None else 0.0
+    v["solver_fallbacks"] = float(replans["fallback"].sum()) if replans is not None else 0.0
+    v["overrides"] = float(len(overrides)) if overrides is not None else 0.0
+    out = {
         name: Metric(v[name], tariff.currency if unit == "currency" else unit, text)
         for name, (unit, text) in DEFINITIONS.items()
     }
+    if oracle_objective is not None and oracle_objective != 0.0:
+        gap = (v["weighted_objective"] - oracle_objective) / oracle_objective
+        out["gap_to_offline_optimum"] = Metric(gap, *GAP_DEFINITION)
+    return out
 
 
 def _violations(timeseries: pd.DataFrame, min_soc: pd.Series) -> int:
@@ -197,6 +245,10 @@ def metrics_from_dir(out_dir: str | Path) -> dict[str, Metric]:
     """Recompute every metric from a run's output files."""
     out = Path(out_dir)
     summary = json.loads((out / "summary.json").read_text())
+    optional = {
+        name: pd.read_csv(out / f"{name}.csv") if (out / f"{name}.csv").exists() else None
+        for name in ("replans", "overrides")
+    }
     return compute_metrics(
         pd.read_csv(out / "timeseries.csv"),
         pd.read_csv(out / "grid.csv"),
@@ -206,4 +258,8 @@ def metrics_from_dir(out_dir: str | Path) -> dict[str, Metric]:
         tariff_from_summary(summary),
         int(summary["parameters"]["num_ports"]),
         int(summary["metrics"]["charger_failures"]["value"]),
+        objective=summary["objective"],
+        replans=optional["replans"],
+        overrides=optional["overrides"],
+        oracle_objective=summary.get("oracle_weighted_objective"),
     )

@@ -105,6 +105,7 @@ class FactoryModel(mesa.Model):
         optimization_interval_h: Controller interval (hours).
         period_min: Optimisation period length (minutes).
         solver: Optimisation solver name.
+        forecaster: Task demand forecaster of the controller (``rate`` or ``perfect``).
         message_latency_s: Negotiation message latency (seconds).
         rng: Seed (int) or numpy Generator; the same seed gives the same run.
     """
@@ -126,6 +127,7 @@ class FactoryModel(mesa.Model):
         optimization_interval_h: float | None = None,
         period_min: float | None = None,
         solver: str | None = None,
+        forecaster: str | None = None,
         message_latency_s: float | None = None,
         rng: Any = None,
     ) -> None:
@@ -146,6 +148,7 @@ class FactoryModel(mesa.Model):
             optimization_interval_h=optimization_interval_h,
             period_min=period_min,
             solver=solver,
+            forecaster=forecaster,
             message_latency_s=message_latency_s,
         )
         self.config = cfg
@@ -182,9 +185,9 @@ class FactoryModel(mesa.Model):
         self._charger_distance: dict[tuple[int, int], float] = {}
 
         self.commands = FleetCommands(self)
-        self.strategy = STRATEGIES[cfg.strategy](self)
         self.dispatcher = Dispatcher(self)
         self.recorder = Recorder(self)
+        self.strategy = STRATEGIES[cfg.strategy](self)
         by_station: dict[str, list] = {sid: [] for sid in station_ids}
         for task in self.task_trace:
             by_station[task.pickup].append(task)
@@ -214,6 +217,7 @@ class FactoryModel(mesa.Model):
         t = int(round(self.time))
         self.recorder.close_step(t)
         self.power.reallocate(t)
+        self.strategy.on_step(t)
         needs_charge = self.strategy.needs_charge
         for vehicle in self.vehicles:
             if vehicle.state in FREE_STATES and needs_charge(vehicle):

@@ -22,11 +22,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import agentev
 from agentev.metrics import Metric, compute_metrics
 from agentev.model import FactoryModel
+from agentev.objective import scenario_normalisers
 
 
 def fleet_frame(model: FactoryModel) -> pd.DataFrame:
@@ -47,7 +49,41 @@ def fleet_frame(model: FactoryModel) -> pd.DataFrame:
     )
 
 
-def model_metrics(model: FactoryModel) -> dict[str, Metric]:
+REPLAN_COLUMNS = ["time_min", "trigger", "status", "fallback", "objective", "message"]
+OVERRIDE_COLUMNS = ["time_min", "vehicle_id", "period", "plan_charges", "rule_charges", "reason"]
+
+
+def objective_settings(model: FactoryModel) -> dict[str, float]:
+    """The weights and fixed normalisers of ``weighted_objective``."""
+    c = model.config.controller
+    norms = scenario_normalisers(model.config)
+    return {
+        "alpha_energy": c.alpha_energy,
+        "alpha_downtime": c.alpha_downtime,
+        "alpha_utilization": c.alpha_utilization,
+        "energy_per_h": norms.energy_per_h,
+        "downtime_per_h": norms.downtime_per_h,
+        "utilization_per_h": norms.utilization_per_h,
+    }
+
+
+def replans_frame(model: FactoryModel) -> pd.DataFrame | None:
+    """The controller's plans (planning strategies only); no wall-clock times."""
+    rows = getattr(model.strategy, "replans", None)
+    if rows is None:
+        return None
+    return pd.DataFrame([r[:5] + r[6:] for r in rows], columns=REPLAN_COLUMNS)
+
+
+def overrides_frame(model: FactoryModel) -> pd.DataFrame | None:
+    """The plan's overrides of the vehicles' own rule (planning strategies only)."""
+    rows = getattr(model.strategy, "overrides", None)
+    if rows is None:
+        return None
+    return pd.DataFrame(rows, columns=OVERRIDE_COLUMNS)
+
+
+def model_metrics(model: FactoryModel, oracle_objective: float | None = None) -> dict[str, Metric]:
     """Every metric of a (finished or running) model, from its run log."""
     rec = model.recorder
     return compute_metrics(
@@ -59,7 +95,25 @@ def model_metrics(model: FactoryModel) -> dict[str, Metric]:
         model.config.tariff,
         model.num_ports,
         sum(c.failures for c in model.chargers.values()),
+        objective=objective_settings(model),
+        replans=replans_frame(model),
+        overrides=overrides_frame(model),
+        oracle_objective=oracle_objective,
     )
+
+
+def timing(model: FactoryModel) -> dict[str, float] | None:
+    """Wall-clock figures of the controller's re-plans (ms); None without a planner."""
+    rows = getattr(model.strategy, "replans", None)
+    if not rows:
+        return None
+    ms = np.array([r[5] for r in rows])
+    return {
+        "replan_time_median_ms": float(np.median(ms)),
+        "replan_time_p95_ms": float(np.percentile(ms, 95)),
+        "replan_time_max_ms": float(ms.max()),
+        "replans": len(ms),
+    }
 
 
 def parameters(model: FactoryModel) -> dict[str, Any]:
@@ -109,9 +163,12 @@ def parameters(model: FactoryModel) -> dict[str, Any]:
     return params
 
 
-def summary(model: FactoryModel, metrics: dict[str, Metric]) -> dict[str, Any]:
+def summary(
+    model: FactoryModel, metrics: dict[str, Metric], oracle_objective: float | None = None
+) -> dict[str, Any]:
     """The content of ``summary.json``."""
     t = model.config.tariff
+    extra = {} if oracle_objective is None else {"oracle_weighted_objective": oracle_objective}
     return {
         "agentev_version": agentev.__version__,
         "seed": model.seed,
@@ -135,6 +192,8 @@ def summary(model: FactoryModel, metrics: dict[str, Metric]) -> dict[str, Any]:
                 for d in t.demand_charges
             ],
         },
+        "objective": objective_settings(model),
+        **extra,
         "metrics": {name: {"value": m.value, "unit": m.unit} for name, m in metrics.items()},
     }
 
@@ -150,28 +209,55 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, lineterminator="\n")
 
 
-def write_outputs(model: FactoryModel, out_dir: str | Path) -> dict[str, Metric]:
-    """Write every output file of a run into ``out_dir`` and return its metrics."""
+def write_outputs(
+    model: FactoryModel, out_dir: str | Path, oracle_objective: float | None = None
+) -> dict[str, Metric]:
+    """Write every output file of a run into ``out_dir`` and return its metrics.
+
+    Args:
+        model: A model that has run.
+        out_dir: Output directory (created if missing).
+        oracle_objective: The ``weighted_objective`` of the same scenario and seed under
+            ``oracle``; adds ``gap_to_offline_optimum``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rec = model.recorder
-    metrics = model_metrics(model)
+    metrics = model_metrics(model, oracle_objective)
     _write_atomic(out / "timeseries.csv", _csv(rec.timeseries()))
     _write_atomic(out / "grid.csv", _csv(rec.grid()))
     _write_atomic(out / "tasks.csv", _csv(rec.tasks()))
     _write_atomic(out / "sessions.csv", _csv(rec.sessions_frame()))
     _write_atomic(out / "charger_events.csv", _csv(rec.charger_events_frame()))
-    text = json.dumps(summary(model, metrics), indent=2, allow_nan=False) + "\n"
-    _write_atomic(out / "summary.json", text)
+    for name, frame in (("replans", replans_frame(model)), ("overrides", overrides_frame(model))):
+        if frame is not None:
+            _write_atomic(out / f"{name}.csv", _csv(frame))
+    times = timing(model)
+    if times is not None:
+        _write_atomic(out / "timing.json", json.dumps(times, indent=2) + "\n")
+    text = json.dumps(summary(model, metrics, oracle_objective), indent=2, allow_nan=False)
+    _write_atomic(out / "summary.json", text + "\n")
     return metrics
 
 
-def run_and_write(out_dir: str | Path, hours: float | None = None, **kwargs: Any):
+def oracle_objective(hours: float | None = None, **kwargs: Any) -> float:
+    """``weighted_objective`` of the same run under ``oracle`` (its plan is cached)."""
+    kwargs = {**kwargs, "strategy": "oracle"}
+    model = FactoryModel(duration_h=hours, **kwargs)
+    model.run()
+    return model_metrics(model)["weighted_objective"].value
+
+
+def run_and_write(
+    out_dir: str | Path, hours: float | None = None, oracle: bool = False, **kwargs: Any
+):
     """Build a :class:`FactoryModel` from keywords, run it, write its outputs.
 
     Args:
         out_dir: Output directory.
         hours: Simulated hours (default: the scenario's duration).
+        oracle: Also run the ``oracle`` on the same scenario and seed, for
+            ``gap_to_offline_optimum``.
         **kwargs: :class:`FactoryModel` keywords (``scenario``, ``strategy``, ``rng``, ...).
 
     Returns:
@@ -179,4 +265,10 @@ def run_and_write(out_dir: str | Path, hours: float | None = None, **kwargs: Any
     """
     model = FactoryModel(duration_h=hours, **kwargs)
     model.run()
-    return model, write_outputs(model, out_dir)
+    reference = None
+    if oracle:
+        if model.config.strategy == "oracle":
+            reference = model_metrics(model)["weighted_objective"].value
+        else:
+            reference = oracle_objective(hours, **kwargs)
+    return model, write_outputs(model, out_dir, reference)

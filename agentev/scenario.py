@@ -30,6 +30,7 @@ from agentev.config import (
     TaskConfig,
     VehicleType,
 )
+from agentev.forecasting import FORECASTERS
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_SCENARIO = "light"
@@ -390,6 +391,7 @@ def _controller(r: _Reader) -> ControllerConfig:
         alpha_downtime=r.number("alpha_downtime", d.alpha_downtime, low=0.0),
         alpha_utilization=r.number("alpha_utilization", d.alpha_utilization, low=0.0),
         solver=r.string("solver", d.solver),
+        forecaster=r.string("forecaster", d.forecaster, choices=FORECASTERS),
     )
     r.done()
     return cfg
@@ -522,7 +524,7 @@ def apply_overrides(cfg: ScenarioConfig, **overrides: Any) -> ScenarioConfig:
     Accepted keys: ``num_vehicles``, ``num_chargers``, ``strategy``, ``duration_h``,
     ``charge_threshold``, ``grid_limit_kw``, ``message_latency_s`` and the controller keys
     (``alpha_energy``, ``alpha_downtime``, ``alpha_utilization``, ``prediction_horizon_h``,
-    ``optimization_interval_h``, ``period_min``, ``solver``).
+    ``optimization_interval_h``, ``period_min``, ``solver``, ``forecaster``).
 
     Raises:
         ScenarioError: for a bad value, naming the parameter and what is allowed.
@@ -559,6 +561,12 @@ def apply_overrides(cfg: ScenarioConfig, **overrides: Any) -> ScenarioConfig:
         elif key == "solver":
             if not isinstance(value, str) or not value:
                 raise ScenarioError(f"{src}: solver = {value!r}: must be {SOLVERS_HINT}")
+            controller[key] = value
+        elif key == "forecaster":
+            if value not in FORECASTERS:
+                raise ScenarioError(
+                    f"{src}: forecaster = {value!r}: allowed: {', '.join(FORECASTERS)}"
+                )
             controller[key] = value
         elif key in ("period_min",):
             controller[key] = check_number(value, key, low=1.0, source=src)

@@ -101,7 +101,7 @@ def _failing_run(tmp_path_factory, toml: Path, strategy: str) -> Run:
         scenario=toml,
         strategy=strategy,
         rng=11,
-        duration_h=10,
+        duration_h=10 if strategy != "intelligent" else 5,
         charge_threshold=0.6,
     )
 
@@ -116,9 +116,38 @@ def failing_chargers_uncontrolled(tmp_path_factory, failing_chargers_toml) -> Ru
     return _failing_run(tmp_path_factory, failing_chargers_toml, "uncontrolled")
 
 
+@pytest.fixture(scope="session")
+def light_intelligent(tmp_path_factory) -> Run:
+    """The twin controller's rolling plan through the morning shift start."""
+    return _run(
+        tmp_path_factory,
+        "light-intelligent",
+        scenario="light",
+        strategy="intelligent",
+        rng=42,
+        duration_h=8,
+    )
+
+
+@pytest.fixture(scope="session")
+def light_oracle(tmp_path_factory) -> Run:
+    """The whole-run perfect-knowledge plan."""
+    return _run(
+        tmp_path_factory, "light-oracle", scenario="light", strategy="oracle", rng=42, duration_h=7
+    )
+
+
+@pytest.fixture(scope="session")
+def failing_chargers_intelligent(tmp_path_factory, failing_chargers_toml) -> Run:
+    return _failing_run(tmp_path_factory, failing_chargers_toml, "intelligent")
+
+
 @pytest.fixture(
     scope="session",
     params=[
+        "light_intelligent",
+        "light_oracle",
+        "failing_chargers_intelligent",
         "light_fcfs_day",
         "light_uncontrolled_day",
         "heavy_tight_limit",

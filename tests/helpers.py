@@ -80,6 +80,10 @@ def log_from_dir(out_dir: str | Path) -> RunLog:
     )
 
 
+#: Strategies without an optimiser: cheap enough for property-based exploration.
+BASELINES = ("fcfs", "uncontrolled")
+
+
 def run_model(out_dir: str | Path | None = None, **kwargs) -> FactoryModel:
     """Build a FactoryModel from keywords, run it to its end, optionally write its outputs."""
     model = FactoryModel(**kwargs)

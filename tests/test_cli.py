@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from agentev.metrics import DEFINITIONS
-from tests.helpers import OUTPUT_FILES, assert_invariants, file_bytes, read_summary, run_model
+from agentev.outputs import run_and_write
+from tests.helpers import OUTPUT_FILES, assert_invariants, file_bytes, read_summary
 
 AGENTEV = str(Path(sys.executable).parent / "agentev")
 README_RUN = ["run", "--scenario", "light", "--strategy", "fcfs", "--seed", "42"]
@@ -92,7 +93,7 @@ def test_same_seed_gives_byte_identical_files_whatever_the_hash_seed(tmp_path):
     assert outs[0] == outs[1]
     assert b"charging" in outs[0]["timeseries.csv"]  # the run is not trivial
     # ... and the same as the Python API in this process
-    run_model(tmp_path / "api", scenario="heavy", rng=5, duration_h=3, charge_threshold=0.6)
+    run_and_write(tmp_path / "api", hours=3, scenario="heavy", rng=5, charge_threshold=0.6)
     assert file_bytes(tmp_path / "api") == outs[0]
 
 

@@ -9,7 +9,14 @@ import pytest
 from agentev.model import FactoryModel, SimulationModel
 from agentev.outputs import write_outputs
 from agentev.strategies import STRATEGIES
-from tests.helpers import OUTPUT_FILES, file_bytes, log_from_dir, log_from_model, run_model
+from tests.helpers import (
+    BASELINES,
+    OUTPUT_FILES,
+    file_bytes,
+    log_from_dir,
+    log_from_model,
+    run_model,
+)
 
 TRACE = ["task_id", "release_min", "due_min", "pickup_station", "dropoff_station"]
 
@@ -68,7 +75,7 @@ def test_simulation_model_is_the_factory_model_with_the_seed_names(tmp_path):
 @pytest.mark.parametrize("scenario", ["light", "flexible"])
 def test_task_trace_is_the_same_for_every_strategy_and_fleet_size(scenario, tmp_path):
     traces = []
-    for strategy in sorted(STRATEGIES):
+    for strategy in (*BASELINES, "intelligent"):
         for n in (2, 8, 14):
             out = tmp_path / f"{strategy}-{n}"
             run_model(
@@ -113,5 +120,11 @@ def test_values_read_back_from_the_csv_files_equal_the_in_memory_values_exactly(
         assert _same_column(memory[col], read[col]), f"{table}.{col} lost precision"
 
 
+PLANNING_FILES = ("replans.csv", "overrides.csv", "timing.json")
+
+
 def test_every_output_file_is_written(any_run):
-    assert sorted(p.name for p in any_run.out.iterdir()) == sorted(OUTPUT_FILES)
+    expected = list(OUTPUT_FILES)
+    if any_run.model.config.strategy in ("intelligent", "oracle"):
+        expected += PLANNING_FILES
+    assert sorted(p.name for p in any_run.out.iterdir()) == sorted(expected)

@@ -166,6 +166,7 @@ class Charger(FixedAgent):
                 vehicle.wait_for_charger()
             vehicle.target_charger = None
             vehicle.request_charge()
+        self.model.strategy.charger_failed(self)
         self.model.schedule_event(self._repair, after=self._rng.exponential(self.spec.mttr_h * 60))
 
     def _repair(self) -> None:

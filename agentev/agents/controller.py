@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from mesa import Agent
 from mesa.time import Schedule
 
@@ -59,6 +60,7 @@ class TwinState:
     vehicles: tuple[VehicleView, ...]
     chargers: tuple[ChargerView, ...]
     backlog: int
+    demand_peaks_kw: tuple[float, ...] = ()
 
     @classmethod
     def observe(cls, model: FactoryModel) -> TwinState:
@@ -89,7 +91,32 @@ class TwinState:
             )
             for c in model.chargers.values()
         )
-        return cls(model.time, vehicles, chargers, len(model.dispatcher.backlog))
+        return cls(
+            model.time,
+            vehicles,
+            chargers,
+            len(model.dispatcher.backlog),
+            demand_peaks(model),
+        )
+
+
+def demand_peaks(model: FactoryModel) -> tuple[float, ...]:
+    """Highest 15-minute mean site power so far in each demand charge's window (kW)."""
+    from agentev.tariff import DEMAND_INTERVAL_MIN, quarter_hour_means
+
+    rows = model.recorder.grid_rows
+    if not rows:
+        return tuple(0.0 for _ in model.config.tariff.demand_charges)
+    full = len(rows) - len(rows) % DEMAND_INTERVAL_MIN  # completed quarter hours only
+    if full == 0:
+        return tuple(0.0 for _ in model.config.tariff.demand_charges)
+    means = quarter_hour_means(np.array([r[3] for r in rows[:full]]))
+    hours = (np.arange(len(means)) * DEMAND_INTERVAL_MIN / 60.0) % 24.0
+    out = []
+    for charge in model.config.tariff.demand_charges:
+        inside = (hours >= charge.start_h) & (hours < charge.end_h)
+        out.append(float(means[inside].max()) if inside.any() else 0.0)
+    return tuple(out)
 
 
 class FleetCommands:
@@ -173,8 +200,8 @@ class FleetCommands:
 class TwinController(Agent):
     """The central twin controller.
 
-    Every ``optimization_interval_h`` it observes a :class:`TwinState` and records it. Later
-    work plugs forecasting and optimisation into :meth:`control`.
+    Every ``optimization_interval_h`` it observes a :class:`TwinState` and records it; with a
+    planning strategy (``intelligent``, ``oracle``) it then has the strategy re-plan.
     """
 
     def __init__(self, model: FactoryModel, interval_min: float) -> None:
@@ -196,3 +223,6 @@ class TwinController(Agent):
                 state.backlog,
             )
         )
+        replan = getattr(self.model.strategy, "replan", None)
+        if replan is not None:
+            replan("scheduled")

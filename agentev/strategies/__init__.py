@@ -6,11 +6,22 @@ subclass and one entry in :data:`STRATEGIES`.
 
 from agentev.strategies.base import ChargingStrategy
 from agentev.strategies.fcfs import FirstComeFirstServed
+from agentev.strategies.intelligent import Intelligent
+from agentev.strategies.oracle import Oracle
 from agentev.strategies.uncontrolled import Uncontrolled
 
 STRATEGIES: dict[str, type[ChargingStrategy]] = {
     "uncontrolled": Uncontrolled,
     "fcfs": FirstComeFirstServed,
+    "intelligent": Intelligent,
+    "oracle": Oracle,
 }
 
-__all__ = ["STRATEGIES", "ChargingStrategy", "FirstComeFirstServed", "Uncontrolled"]
+__all__ = [
+    "STRATEGIES",
+    "ChargingStrategy",
+    "FirstComeFirstServed",
+    "Intelligent",
+    "Oracle",
+    "Uncontrolled",
+]

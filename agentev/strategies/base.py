@@ -42,6 +42,12 @@ class ChargingStrategy(ABC):
     def port_freed(self, charger: Charger) -> None:  # noqa: B027 (optional hook)
         """Room freed at ``charger``: a port is ready, or its queue moved up a place."""
 
+    def on_step(self, t: int) -> None:  # noqa: B027 (optional hook)
+        """Called every minute after the step at ``t`` closed the minute."""
+
+    def charger_failed(self, charger: Charger) -> None:  # noqa: B027 (optional hook)
+        """A charger failed (its vehicles have already asked again)."""
+
     def nearest(self, vehicle: Vehicle, chargers) -> Charger | None:
         """The charger closest to the vehicle by driving distance (ties: scenario order)."""
         layout = self.model.layout

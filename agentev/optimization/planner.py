@@ -1,0 +1,699 @@
+r"""The charging planner: a Pyomo MILP over a rolling horizon, built once, re-solved often.
+
+Formulation (vehicles :math:`v`, periods :math:`t = 0..T-1` of length :math:`\Delta` hours,
+demand charges :math:`d`, CC-CV cuts :math:`k`):
+
+Variables: :math:`x_{vt} \in \{0,1\}` plugged in; :math:`g_{vt} \ge 0` grid energy (kWh);
+:math:`E_{vt}` battery energy at the end of period :math:`t` (kWh); :math:`s_{vt} \ge 0`
+session start; :math:`u_{vt} \ge 0` shortfall below ``min_soc`` (kWh); :math:`q_t \ge 0`
+service shortfall (vehicles); :math:`P_d \ge 0` peak site power in the charge's window (kW).
+With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugged in now:
+
+.. math::
+
+    x_{vt} &\le a_{vt}                              &\text{(free to charge: not busy with a task)}\\
+    g_{vt} &\le \bar P_v \Delta\, x_{vt}            &\text{(port and vehicle power)}\\
+    \eta_v g_{vt} &\le \alpha_{vk} + \beta_{vk} E_{v,t-1} \;\forall k
+                                                    &\text{(CC-CV envelope as concave cuts)}\\
+    E_{vt} &= E_{v,t-1} + \eta_v g_{vt} - c_{vt}(1 - x_{vt}) - i_v \Delta\, x_{vt}
+                                                    &\text{(dynamics; work or standby use)}\\
+    E_{vt} &\le \overline{soc}_v C_v, \quad E_{vt} + u_{vt} \ge \underline{soc}_v C_v\\
+    E_{vt} &\ge R_{vt}                              &\text{(energy required by a time)}\\
+    \textstyle\sum_v x_{vt} &\le N^{port}_t         &\text{(ports of working chargers)}\\
+    \textstyle\sum_v g_{vt} &\le (L - B_t)\Delta    &\text{(site connection limit)}\\
+    s_{vt} &\ge x_{vt} - x_{v,t-1}\\
+    q_t &\ge n_t - W_t + \textstyle\sum_v x_{vt}    &\text{(needed minus able vehicles)}\\
+    P_d &\ge P^0_d, \quad P_d \ge w_{dt}(B_t + \textstyle\sum_v g_{vt}/\Delta)
+
+Objective (each term divided by its fixed per-scenario normaliser :math:`N_E, N_D, N_U`):
+
+.. math::
+
+    \min\; & \frac{\alpha_E}{N_E}\Big[\sum_t \pi_t \sum_v g_{vt}
+        + \sum_d r_d (P_d - P^0_d) - \sum_v \lambda_v (E_{v,T-1} - E^0_v)\Big]
+      + \frac{\alpha_D}{N_D} \sum_t q_t \Delta\\
+    & + \frac{\alpha_U}{N_U} \sum_{vt} \big(s_{vt} + x_{vt}\Delta\big)
+      + \omega \sum_{vt} g_{vt} + M \sum_{vt} u_{vt}
+
+The energy term is the energy cost, plus the demand charge only for increments above the peak
+already reached this billing period (:math:`P^0_d`, a mutable parameter), minus the value of
+the stored energy gained, at the run's mean price per grid kWh (:math:`\lambda_v = \bar\pi /
+\eta_v`): the same adjustment as the metric ``energy_cost_adjusted``, and a terminal value so
+the plan does not stop charging near every horizon end. The downtime term is the service
+shortfall in vehicle-hours (the metric ``service_shortfall_vehicle_h``); the utilisation term
+counts plug-in sessions and occupied port-hours, so chargers are used in few, full sessions.
+Occupied port-hours are the idle occupied port-hours plus the energy charged over the port
+power; the energy is set by the demand, so penalising occupation penalises idle occupation.
+(Penalising the idle form :math:`x\Delta - g/\bar P` directly rewards grid energy in the
+objective and loosens the LP relaxation: HiGHS took 30 to 300 times longer on the same
+instances.) :math:`\omega` is a small battery-wear cost per kWh of throughput.
+
+Ports are aggregated (one binary per vehicle and period); :func:`assign_ports` then gives
+every session a port, keeping a vehicle on its port while it stays plugged in. This is always
+possible: in each period at most :math:`N^{port}_t` vehicles are plugged in.
+
+:class:`ChargingPlanner` builds the model once for a fleet size and horizon and updates its
+mutable parameters on each re-plan; :func:`plan_charging` is the one-call version for a
+plant engineer's own data. Both take a :class:`PlanInput`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyomo.environ as pyo
+
+from agentev.battery import concave_cuts, period_charge_curve
+from agentev.config import VehicleType
+from agentev.optimization.solvers import SolverOptions, check_available
+
+log = logging.getLogger(__name__)
+
+#: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
+SOC_SLACK_PENALTY = 1000.0
+#: Battery-wear cost per kWh of throughput, relative to the normalised terms.
+WEAR_PER_KWH = 1e-4
+MAX_CUTS = 12
+
+
+@dataclass
+class PlanVehicle:
+    """One vehicle in a planning problem (plain data).
+
+    Attributes:
+        vehicle_id: Any id.
+        soc: State of charge now (fraction).
+        capacity_kwh: Battery capacity (kWh).
+        max_power_kw: Grid-side charging power limit (kW), vehicle and port.
+        efficiency: Charging efficiency (battery kWh per grid kWh).
+        min_soc: Lowest allowed state of charge (soft: violations are penalised).
+        max_soc: Highest allowed state of charge.
+        knee_soc: CC-CV knee.
+        floor_fraction: CC-CV power at full, as a fraction of ``max_power_kw``.
+        idle_kw: Consumption while plugged in (kW).
+        free_windows: ``(start_min, end_min)`` windows, relative to the plan start, in which
+            the vehicle may charge; a period counts if a window covers all of it. None: free
+            throughout.
+        work_kwh: Consumption in each period if the vehicle works instead of charging
+            (kWh); None: ``idle_kw`` throughout.
+        required: ``(time_min, energy_kwh)`` pairs: the battery must hold at least that
+            energy at the end of the period in which ``time_min`` falls.
+        plugged: True if plugged in now (no new session in period 0).
+        port: The ``(charger_id, port)`` it is plugged into now, kept if still planned.
+    """
+
+    vehicle_id: int | str
+    soc: float
+    capacity_kwh: float
+    max_power_kw: float = 3.3
+    efficiency: float = 0.92
+    min_soc: float = 0.2
+    max_soc: float = 1.0
+    knee_soc: float = 0.8
+    floor_fraction: float = 0.1
+    idle_kw: float = 0.0
+    free_windows: Sequence[tuple[float, float]] | None = None
+    work_kwh: Sequence[float] | None = None
+    required: Sequence[tuple[float, float]] = ()
+    plugged: bool = False
+    port: tuple[str, int] | None = None
+
+
+@dataclass
+class PlanCharger:
+    """A charger: ports, power per port (kW), and its availability per period (None: always)."""
+
+    charger_id: str
+    ports: int = 1
+    power_kw: float = 3.3
+    available: Sequence[bool] | None = None
+
+
+@dataclass
+class PlanDemandCharge:
+    """A demand charge: cost per kW of peak increase, its window, the peak already reached.
+
+    Attributes:
+        rate_per_kw: Cost per kW above ``peak_so_far_kw`` (currency/kW, already pro-rated).
+        in_window: Per period, whether the charge looks at it; None: every period.
+        peak_so_far_kw: Highest 15-minute mean site power reached so far this period (kW).
+    """
+
+    rate_per_kw: float
+    in_window: Sequence[bool] | None = None
+    peak_so_far_kw: float = 0.0
+
+
+@dataclass
+class PlanInput:
+    """A planning problem (plain data; times relative to the plan start).
+
+    Attributes:
+        period_min: Period length (minutes).
+        price_per_kwh: Energy price of each period (currency/kWh); its length is the
+            horizon.
+        base_load_kw: Site base load in each period (kW).
+        vehicles: The vehicles.
+        chargers: The chargers.
+        grid_limit_kw: Site connection limit for base load plus charging (kW); None = none.
+        needed_vehicles: Vehicles the forecast task demand needs in each period.
+        workers: Vehicles able to work in each period if no planned vehicle charges; None =
+            the number of planned vehicles.
+        demand_charges: Demand charges.
+        alpha_energy: Weight of the energy term.
+        alpha_downtime: Weight of the downtime term.
+        alpha_utilization: Weight of the utilisation term.
+        energy_norm: Normaliser of the energy term over the horizon (currency).
+        downtime_norm: Normaliser of the downtime term over the horizon (vehicle-h).
+        utilization_norm: Normaliser of the utilisation term over the horizon.
+        stored_energy_price: Value of a battery kWh gained (currency/kWh at the grid);
+            None = the mean of ``price_per_kwh``.
+    """
+
+    period_min: float
+    price_per_kwh: Sequence[float]
+    base_load_kw: Sequence[float]
+    vehicles: Sequence[PlanVehicle]
+    chargers: Sequence[PlanCharger]
+    grid_limit_kw: float | None = None
+    needed_vehicles: Sequence[float] | None = None
+    workers: Sequence[float] | None = None
+    demand_charges: Sequence[PlanDemandCharge] = ()
+    alpha_energy: float = 0.4
+    alpha_downtime: float = 0.4
+    alpha_utilization: float = 0.2
+    energy_norm: float = 1.0
+    downtime_norm: float = 1.0
+    utilization_norm: float = 1.0
+    stored_energy_price: float | None = None
+
+    @property
+    def periods(self) -> int:
+        """Number of periods in the horizon."""
+        return len(self.price_per_kwh)
+
+
+@dataclass
+class Plan:
+    """A solved (or fallback) charging plan.
+
+    Attributes:
+        status: ``optimal``, ``feasible`` (stopped at the gap or a limit with a solution),
+            ``previous`` (the previous plan, shifted), or ``fcfs`` (no plan: use the
+            first-come-first-served rule).
+        plugged: ``[vehicle, period]`` booleans: plugged in.
+        grid_kwh: ``[vehicle, period]`` grid energy (kWh).
+        energy_kwh: ``[vehicle, period]`` battery energy at the end of the period (kWh).
+        ports: Per vehicle, per period, the ``(charger_id, port)`` or None.
+        terms: Objective terms: energy_cost, demand_increment, stored_value, shortfall_vh,
+            sessions, occupied_port_h, soc_slack_kwh, objective.
+        fallback: True if the solver did not deliver a solution within its limits.
+        solve_s: Wall-clock time of update plus solve (s).
+        message: Why a fallback happened.
+    """
+
+    status: str
+    plugged: np.ndarray
+    grid_kwh: np.ndarray
+    energy_kwh: np.ndarray
+    ports: list[list[tuple[str, int] | None]] = field(default_factory=list)
+    terms: dict[str, float] = field(default_factory=dict)
+    fallback: bool = False
+    solve_s: float = 0.0
+    message: str = ""
+
+
+def _windows_to_periods(windows, periods: int, period_min: float) -> list[int]:
+    if windows is None:
+        return [1] * periods
+    out = []
+    for t in range(periods):
+        a, b = t * period_min, (t + 1) * period_min
+        out.append(int(any(lo <= a + 1e-9 and b <= hi + 1e-9 for lo, hi in windows)))
+    return out
+
+
+def vehicle_cuts(v: PlanVehicle, period_min: float) -> list[tuple[float, float]]:
+    """CC-CV cuts ``charged <= a + b * E_start`` for one vehicle and period length."""
+    vtype = VehicleType(
+        capacity_kwh=v.capacity_kwh,
+        max_charge_power_kw=v.max_power_kw,
+        charging_efficiency=v.efficiency,
+        min_soc=min(v.min_soc, v.max_soc * 0.999),
+        max_soc=v.max_soc,
+        cccv_knee_soc=v.knee_soc,
+        cccv_floor_fraction=v.floor_fraction,
+    )
+    # MAX_CUTS + 1 samples have at most MAX_CUTS hull segments: no cut is dropped (dropping
+    # the last ones, the steepest, let the model charge more than the curve near full)
+    xs, ys = period_charge_curve(vtype, period_min, points=MAX_CUTS + 1)
+    return concave_cuts(xs, ys)[:MAX_CUTS]
+
+
+class ChargingPlanner:
+    """A charging MILP built once for ``num_vehicles`` x ``periods``, re-solved with new data.
+
+    Args:
+        num_vehicles: Vehicles in every problem this planner solves.
+        periods: Periods in the horizon.
+        num_demand_charges: Demand charges in every problem.
+        options: Solver options.
+
+    Raises:
+        SolverUnavailableError: if the solver is not installed.
+    """
+
+    def __init__(
+        self,
+        num_vehicles: int,
+        periods: int,
+        num_demand_charges: int = 0,
+        options: SolverOptions | None = None,
+    ) -> None:
+        self.options = options or SolverOptions()
+        check_available(self.options.solver)
+        self.num_vehicles = num_vehicles
+        self.periods = periods
+        self.num_demand_charges = num_demand_charges
+        self.model = self._build()
+        self._solver = None
+        self._cuts_cache: dict[tuple, list[tuple[float, float]]] = {}
+        self.previous: Plan | None = None
+
+    # ----------------------------------------------------------------- model
+    def _build(self) -> pyo.ConcreteModel:
+        m = pyo.ConcreteModel(name="charging_plan")
+        m.V = pyo.RangeSet(0, self.num_vehicles - 1)
+        m.T = pyo.RangeSet(0, self.periods - 1)
+        m.K = pyo.RangeSet(0, MAX_CUTS - 1)
+        m.D = pyo.Set(initialize=list(range(self.num_demand_charges)))
+        mp = {"mutable": True}
+        m.dt_h = pyo.Param(initialize=0.25, **mp)
+        m.e0 = pyo.Param(m.V, initialize=0.0, **mp)
+        m.e_lo = pyo.Param(m.V, initialize=0.0, **mp)
+        m.e_hi = pyo.Param(m.V, initialize=1.0, **mp)
+        m.eff = pyo.Param(m.V, initialize=0.92, **mp)
+        m.pmax_kw = pyo.Param(m.V, initialize=3.3, **mp)
+        m.idle_kwh = pyo.Param(m.V, initialize=0.0, **mp)
+        m.plugged0 = pyo.Param(m.V, initialize=0.0, **mp)
+        m.lam = pyo.Param(m.V, initialize=0.0, **mp)
+        m.avail = pyo.Param(m.V, m.T, initialize=1.0, **mp)
+        m.work = pyo.Param(m.V, m.T, initialize=0.0, **mp)
+        m.req = pyo.Param(m.V, m.T, initialize=0.0, **mp)
+        m.cut_a = pyo.Param(m.V, m.K, initialize=1e3, **mp)
+        m.cut_b = pyo.Param(m.V, m.K, initialize=-1.0, **mp)
+        m.price = pyo.Param(m.T, initialize=0.0, **mp)
+        m.base = pyo.Param(m.T, initialize=0.0, **mp)
+        m.site_kwh = pyo.Param(m.T, initialize=1e6, **mp)
+        m.ports = pyo.Param(m.T, initialize=0.0, **mp)
+        m.needed = pyo.Param(m.T, initialize=0.0, **mp)
+        m.workers = pyo.Param(m.T, initialize=0.0, **mp)
+        m.rate = pyo.Param(m.D, initialize=0.0, **mp)
+        m.peak0 = pyo.Param(m.D, initialize=0.0, **mp)
+        m.inwin = pyo.Param(m.D, m.T, initialize=0.0, **mp)
+        m.w_e = pyo.Param(initialize=1.0, **mp)
+        m.w_d = pyo.Param(initialize=1.0, **mp)
+        m.w_u = pyo.Param(initialize=1.0, **mp)
+
+        m.x = pyo.Var(m.V, m.T, domain=pyo.Binary)
+        m.g = pyo.Var(m.V, m.T, domain=pyo.NonNegativeReals)
+        # E is free below: a forecast that drains a battery is priced by the min_soc slack
+        # instead of making the whole fleet's plan infeasible.
+        m.E = pyo.Var(m.V, m.T, domain=pyo.Reals)
+        m.s = pyo.Var(m.V, m.T, domain=pyo.NonNegativeReals)
+        m.u = pyo.Var(m.V, m.T, domain=pyo.NonNegativeReals)
+        m.q = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.P = pyo.Var(m.D, domain=pyo.NonNegativeReals)
+
+        def prev_e(m, v, t):
+            return m.e0[v] if t == 0 else m.E[v, t - 1]
+
+        def prev_x(m, v, t):
+            return m.plugged0[v] if t == 0 else m.x[v, t - 1]
+
+        m.free = pyo.Constraint(m.V, m.T, rule=lambda m, v, t: m.x[v, t] <= m.avail[v, t])
+        m.power = pyo.Constraint(
+            m.V, m.T, rule=lambda m, v, t: m.g[v, t] <= m.pmax_kw[v] * m.dt_h * m.x[v, t]
+        )
+        m.cccv = pyo.Constraint(
+            m.V,
+            m.T,
+            m.K,
+            rule=lambda m, v, t, k: (
+                m.eff[v] * m.g[v, t] <= m.cut_a[v, k] + m.cut_b[v, k] * prev_e(m, v, t)
+            ),
+        )
+        m.dynamics = pyo.Constraint(
+            m.V,
+            m.T,
+            rule=lambda m, v, t: (
+                m.E[v, t]
+                == prev_e(m, v, t)
+                + m.eff[v] * m.g[v, t]
+                - m.work[v, t]
+                + (m.work[v, t] - m.idle_kwh[v]) * m.x[v, t]
+            ),
+        )
+        m.soc_max = pyo.Constraint(m.V, m.T, rule=lambda m, v, t: m.E[v, t] <= m.e_hi[v])
+        m.soc_min = pyo.Constraint(
+            m.V, m.T, rule=lambda m, v, t: m.E[v, t] + m.u[v, t] >= m.e_lo[v]
+        )
+        m.required = pyo.Constraint(m.V, m.T, rule=lambda m, v, t: m.E[v, t] >= m.req[v, t])
+        m.port_count = pyo.Constraint(
+            m.T, rule=lambda m, t: sum(m.x[v, t] for v in m.V) <= m.ports[t]
+        )
+        m.site_limit = pyo.Constraint(
+            m.T, rule=lambda m, t: sum(m.g[v, t] for v in m.V) <= m.site_kwh[t]
+        )
+        m.session = pyo.Constraint(
+            m.V, m.T, rule=lambda m, v, t: m.s[v, t] >= m.x[v, t] - prev_x(m, v, t)
+        )
+        m.shortfall = pyo.Constraint(
+            m.T,
+            rule=lambda m, t: m.q[t] >= m.needed[t] - m.workers[t] + sum(m.x[v, t] for v in m.V),
+        )
+        m.peak_floor = pyo.Constraint(m.D, rule=lambda m, d: m.P[d] >= m.peak0[d])
+        m.peak = pyo.Constraint(
+            m.D,
+            m.T,
+            rule=lambda m, d, t: (
+                m.P[d] >= m.inwin[d, t] * (m.base[t] + sum(m.g[v, t] for v in m.V) / m.dt_h)
+            ),
+        )
+
+        last = self.periods - 1
+        m.energy_cost = pyo.Expression(expr=sum(m.price[t] * m.g[v, t] for v in m.V for t in m.T))
+        m.demand_increment = pyo.Expression(
+            expr=sum(m.rate[d] * (m.P[d] - m.peak0[d]) for d in m.D)
+        )
+        m.stored_value = pyo.Expression(expr=sum(m.lam[v] * (m.E[v, last] - m.e0[v]) for v in m.V))
+        m.shortfall_vh = pyo.Expression(expr=sum(m.q[t] * m.dt_h for t in m.T))
+        m.sessions = pyo.Expression(expr=sum(m.s[v, t] for v in m.V for t in m.T))
+        m.occupied_port_h = pyo.Expression(expr=sum(m.x[v, t] * m.dt_h for v in m.V for t in m.T))
+        m.throughput = pyo.Expression(expr=sum(m.g[v, t] for v in m.V for t in m.T))
+        m.soc_slack = pyo.Expression(expr=sum(m.u[v, t] for v in m.V for t in m.T))
+        m.objective = pyo.Objective(
+            expr=m.w_e * (m.energy_cost + m.demand_increment - m.stored_value)
+            + m.w_d * m.shortfall_vh
+            + m.w_u * (m.sessions + m.occupied_port_h)
+            + WEAR_PER_KWH * m.throughput
+            + SOC_SLACK_PENALTY * m.soc_slack,
+            sense=pyo.minimize,
+        )
+        return m
+
+    # ----------------------------------------------------------------- data
+    def _cuts(self, v: PlanVehicle, period_min: float) -> list[tuple[float, float]]:
+        key = (
+            v.capacity_kwh,
+            v.max_power_kw,
+            v.efficiency,
+            v.max_soc,
+            v.knee_soc,
+            v.floor_fraction,
+            period_min,
+        )
+        cuts = self._cuts_cache.get(key)
+        if cuts is None:
+            cuts = vehicle_cuts(v, period_min)
+            self._cuts_cache[key] = cuts
+        return cuts
+
+    def update(self, data: PlanInput) -> None:
+        """Load a problem into the model's mutable parameters.
+
+        Raises:
+            ValueError: if the problem's shape does not match the planner's.
+        """
+        if len(data.vehicles) != self.num_vehicles or data.periods != self.periods:
+            raise ValueError(
+                f"plan input has {len(data.vehicles)} vehicles x {data.periods} periods; "
+                f"this planner was built for {self.num_vehicles} x {self.periods}"
+            )
+        if len(data.demand_charges) != self.num_demand_charges:
+            raise ValueError(
+                f"plan input has {len(data.demand_charges)} demand charges; "
+                f"this planner was built for {self.num_demand_charges}"
+            )
+        m = self.model
+        nt = self.periods
+        dt_h = data.period_min / 60.0
+        m.dt_h.set_value(dt_h)
+        mean_price = float(np.mean(data.price_per_kwh)) if nt else 0.0
+        stored_price = mean_price if data.stored_energy_price is None else data.stored_energy_price
+        m.w_e.set_value(data.alpha_energy / data.energy_norm)
+        m.w_d.set_value(data.alpha_downtime / data.downtime_norm)
+        m.w_u.set_value(data.alpha_utilization / data.utilization_norm)
+        ports = np.zeros(nt)
+        for c in data.chargers:
+            avail = c.available if c.available is not None else [True] * nt
+            ports += np.array([c.ports if a else 0 for a in avail[:nt]], dtype=float)
+        workers = [float(self.num_vehicles)] * nt if data.workers is None else list(data.workers)
+        needed = [0.0] * nt if data.needed_vehicles is None else list(data.needed_vehicles)
+        for t in range(nt):
+            m.price[t].set_value(float(data.price_per_kwh[t]))
+            m.base[t].set_value(float(data.base_load_kw[t]))
+            headroom = (
+                1e6
+                if data.grid_limit_kw is None
+                else max(0.0, data.grid_limit_kw - data.base_load_kw[t]) * dt_h
+            )
+            m.site_kwh[t].set_value(headroom)
+            m.ports[t].set_value(float(ports[t]))
+            m.needed[t].set_value(float(needed[t]))
+            m.workers[t].set_value(float(workers[t]))
+        for d, charge in enumerate(data.demand_charges):
+            m.rate[d].set_value(charge.rate_per_kw)
+            m.peak0[d].set_value(charge.peak_so_far_kw)
+            win = charge.in_window if charge.in_window is not None else [True] * nt
+            for t in range(nt):
+                m.inwin[d, t].set_value(1.0 if win[t] else 0.0)
+        for i, v in enumerate(data.vehicles):
+            m.e0[i].set_value(v.soc * v.capacity_kwh)
+            m.e_lo[i].set_value(v.min_soc * v.capacity_kwh)
+            m.e_hi[i].set_value(v.max_soc * v.capacity_kwh)
+            m.eff[i].set_value(v.efficiency)
+            m.pmax_kw[i].set_value(v.max_power_kw)
+            m.idle_kwh[i].set_value(v.idle_kw * dt_h)
+            m.plugged0[i].set_value(1.0 if v.plugged else 0.0)
+            m.lam[i].set_value(stored_price / v.efficiency)
+            free = _windows_to_periods(v.free_windows, nt, data.period_min)
+            work = [v.idle_kw * dt_h] * nt if v.work_kwh is None else list(v.work_kwh)
+            req = [0.0] * nt
+            for when, energy in v.required:
+                t = min(nt - 1, max(0, math.ceil(when / data.period_min) - 1))
+                req[t] = max(req[t], energy)
+            for t in range(nt):
+                m.avail[i, t].set_value(float(free[t]))
+                m.work[i, t].set_value(float(work[t]))
+                m.req[i, t].set_value(float(req[t]))
+            # Flat cuts (the constant-power part) repeat the power constraint: only the taper
+            # cuts go in, and unused slots repeat the steepest one.
+            cuts = [c for c in self._cuts(v, data.period_min) if c[1] < -1e-9]
+            cuts = cuts or [(v.max_power_kw * dt_h * v.efficiency * 2.0, -1.0)]
+            for k in range(MAX_CUTS):
+                a, b = cuts[min(k, len(cuts) - 1)]
+                m.cut_a[i, k].set_value(a)
+                m.cut_b[i, k].set_value(b)
+
+    # ----------------------------------------------------------------- solve
+    def solve(self, data: PlanInput, elapsed_periods: int = 1) -> Plan:
+        """Update the model with ``data`` and solve; fall back cleanly if that fails.
+
+        Fallback order: the solver's incumbent (status ``feasible``), else the previous plan
+        shifted by ``elapsed_periods`` (``previous``), else no plan (``fcfs``). A fallback is
+        logged as a warning and flagged; it never raises.
+        """
+        start = time.perf_counter()
+        self.update(data)
+        status, message = self._run_solver()
+        elapsed = time.perf_counter() - start
+        if status in ("optimal", "feasible"):
+            plan = self._extract(data, status)
+            plan.fallback = bool(message)
+            plan.message = message
+        else:
+            log.warning("charging plan: %s; falling back", message)
+            plan = self._fallback(data, message, elapsed_periods)
+        plan.solve_s = elapsed
+        if plan.status in ("optimal", "feasible"):
+            self.previous = plan
+        return plan
+
+    def _run_solver(self) -> tuple[str, str]:
+        """Return ``(status, fallback message)``; status optimal, feasible or failed."""
+        opts = self.options
+        if opts.solver == "highs":
+            return self._solve_highs()
+        from pyomo.opt import SolverFactory, TerminationCondition
+
+        solver = SolverFactory(opts.solver)
+        if opts.solver == "glpk":
+            solver.options["tmlim"] = max(1, int(math.ceil(opts.time_limit_s)))
+            solver.options["mipgap"] = opts.mip_gap
+        with tempfile.TemporaryDirectory() as tmp:
+            logfile = os.path.join(tmp, "solver.log")
+            try:
+                result = solver.solve(self.model, load_solutions=False, logfile=logfile)
+            except Exception as exc:  # noqa: BLE001  (a solver crash must not stop the run)
+                return "failed", f"solver {opts.solver} failed: {exc}"
+            solver_log = ""
+            if os.path.exists(logfile):
+                with open(logfile) as fh:
+                    solver_log = fh.read()
+        tc = result.solver.termination_condition
+        if len(result.solution) == 0:
+            return "failed", f"solver {opts.solver}: {tc} without a solution"
+        self.model.solutions.load_from(result)
+        if tc == TerminationCondition.optimal:
+            return "optimal", ""
+        if tc == TerminationCondition.feasible:
+            # glpsol reports a solve stopped at the MIP gap, and one stopped at its time
+            # limit (Pyomo overwrites maxTimeLimit), as feasible: only its log tells them apart
+            if "TIME LIMIT EXCEEDED" in solver_log:
+                return "feasible", f"solver {opts.solver} stopped: time limit; using the incumbent"
+            return "feasible", ""
+        return "feasible", f"solver {opts.solver} stopped: {tc}"
+
+    def _solve_highs(self) -> tuple[str, str]:
+        from pyomo.contrib.solver.common.results import TerminationCondition
+        from pyomo.contrib.solver.solvers.highs import Highs
+
+        opts = self.options
+        if self._solver is None:
+            self._solver = Highs()
+            self._solver.set_instance(self.model)
+            # HiGHS prints a warning on stdout for every mutable coefficient updated to zero
+            # (e.g. a demand charge outside its window); silence its console output.
+            self._solver._solver_model.setOptionValue("output_flag", False)
+        try:
+            result = self._solver.solve(
+                self.model,
+                threads=opts.threads,
+                rel_gap=opts.mip_gap,
+                time_limit=opts.time_limit_s,
+                solver_options={"random_seed": opts.seed, "mip_max_nodes": opts.node_limit},
+                raise_exception_on_nonoptimal_result=False,
+                load_solutions=False,
+            )
+        except Exception as exc:  # noqa: BLE001  (a solver crash must not stop the run)
+            return "failed", f"HiGHS failed: {exc}"
+        tc = result.termination_condition
+        has_solution = result.incumbent_objective is not None
+        if has_solution:
+            result.solution_loader.load_vars()
+        if tc == TerminationCondition.convergenceCriteriaSatisfied:
+            return "optimal", ""
+        if has_solution and tc == TerminationCondition.iterationLimit:
+            return "feasible", ""  # the node limit: a deterministic stop, not a fallback
+        if has_solution:
+            return "feasible", f"HiGHS stopped: {tc.name}; using the incumbent"
+        return "failed", f"HiGHS: {tc.name} without a solution"
+
+    def _extract(self, data: PlanInput, status: str) -> Plan:
+        m = self.model
+        nv, nt = self.num_vehicles, self.periods
+        x = np.zeros((nv, nt), dtype=bool)
+        g = np.zeros((nv, nt))
+        e = np.zeros((nv, nt))
+        for v in range(nv):
+            for t in range(nt):
+                x[v, t] = pyo.value(m.x[v, t]) > 0.5
+                g[v, t] = max(0.0, pyo.value(m.g[v, t])) if x[v, t] else 0.0
+                e[v, t] = pyo.value(m.E[v, t])
+        terms = {
+            "energy_cost": pyo.value(m.energy_cost),
+            "demand_increment": pyo.value(m.demand_increment),
+            "stored_value": pyo.value(m.stored_value),
+            "shortfall_vh": pyo.value(m.shortfall_vh),
+            "sessions": pyo.value(m.sessions),
+            "occupied_port_h": pyo.value(m.occupied_port_h),
+            "soc_slack_kwh": pyo.value(m.soc_slack),
+            "objective": pyo.value(m.objective),
+        }
+        ports = assign_ports(x, data.chargers, [v.port for v in data.vehicles])
+        return Plan(status, x, g, e, ports, terms)
+
+    def _fallback(self, data: PlanInput, message: str, shift: int) -> Plan:
+        nv, nt = self.num_vehicles, self.periods
+        prev = self.previous
+        if prev is not None and 0 < shift < nt:
+            x = np.zeros((nv, nt), dtype=bool)
+            g = np.zeros((nv, nt))
+            e = np.zeros((nv, nt))
+            x[:, : nt - shift] = prev.plugged[:, shift:]
+            g[:, : nt - shift] = prev.grid_kwh[:, shift:]
+            e[:, : nt - shift] = prev.energy_kwh[:, shift:]
+            self.previous = None  # shift an old plan once only
+            try:
+                ports = assign_ports(x, data.chargers, [v.port for v in data.vehicles])
+            except ValueError as exc:  # chargers failed since: the old plan does not fit
+                message = f"{message}; previous plan unusable: {exc}"
+            else:
+                return Plan("previous", x, g, e, ports, {}, True, message=message)
+        empty = np.zeros((nv, nt), dtype=bool)
+        zeros = np.zeros((nv, nt))
+        return Plan("fcfs", empty, zeros, zeros.copy(), [], {}, True, 0.0, message)
+
+
+def assign_ports(
+    plugged: np.ndarray,
+    chargers: Sequence[PlanCharger],
+    current: Sequence[tuple[str, int] | None] = (),
+) -> list[list[tuple[str, int] | None]]:
+    """Give every plugged-in (vehicle, period) a port; a vehicle keeps its port while plugged.
+
+    Greedy by period: vehicles continuing a session (or plugged in now, ``current``) keep
+    their port if it still works; the others take the lowest free port. The plan has at most
+    as many vehicles plugged in per period as working ports, so a port is always found.
+
+    Raises:
+        ValueError: if a period has more plugged-in vehicles than working ports.
+    """
+    nv, nt = plugged.shape
+    out: list[list[tuple[str, int] | None]] = [[None] * nt for _ in range(nv)]
+    now = list(current) + [None] * (nv - len(current))
+    for t in range(nt):
+        working = [
+            (c.charger_id, p)
+            for c in chargers
+            if c.available is None or c.available[t]
+            for p in range(c.ports)
+        ]
+        free = list(working)
+        keep = []
+        for v in range(nv):
+            before = out[v][t - 1] if t > 0 else now[v]
+            if plugged[v, t] and before is not None and before in free:
+                out[v][t] = before
+                free.remove(before)
+            elif plugged[v, t]:
+                keep.append(v)
+        for v in keep:
+            if not free:
+                raise ValueError(f"period {t}: more vehicles plugged in than working ports")
+            out[v][t] = free.pop(0)
+    return out
+
+
+def plan_charging(data: PlanInput, options: SolverOptions | None = None) -> Plan:
+    """Solve one charging problem (builds a planner for it).
+
+    Args:
+        data: The problem, as plain data.
+        options: Solver options (default: HiGHS, 1 % gap).
+
+    Returns:
+        The plan, with its objective terms.
+    """
+    planner = ChargingPlanner(
+        len(data.vehicles), data.periods, len(data.demand_charges), options=options
+    )
+    return planner.solve(data)

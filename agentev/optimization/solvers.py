@@ -1,0 +1,79 @@
+"""Solver choice and options, in one place.
+
+* ``"highs"`` (default): HiGHS through ``highspy`` and Pyomo's persistent interface
+  (``pyomo.contrib.solver``): the model is passed once and only changed parameters are sent
+  on each re-plan.
+* ``"glpk"``: GLPK's ``glpsol`` through Pyomo's legacy ``SolverFactory`` (the model is
+  written out on every solve). Limits go in as ``tmlim`` and ``mipgap``; a gap-stopped solve
+  is reported by glpsol as ``feasible``.
+* Any other name is handed to Pyomo's legacy ``SolverFactory``.
+
+Research runs are deterministic: one thread, a fixed random seed, a relative MIP gap and a
+node limit decide where the search stops; the wall-clock limit is only a safety net, and a
+solve that hits it is counted as a fallback.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+INSTALL_HINTS = {
+    "highs": "pip install highspy",
+    "glpk": "apt-get install glpk-utils (Debian/Ubuntu), which provides glpsol",
+    "cbc": "apt-get install coinor-cbc",
+}
+
+
+class SolverUnavailableError(RuntimeError):
+    """The requested solver is not installed; the message says how to install it."""
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How to solve a charging plan.
+
+    Attributes:
+        solver: ``"highs"``, ``"glpk"`` or another Pyomo solver name.
+        mip_gap: Relative MIP gap at which the search stops.
+        node_limit: Branch-and-bound node limit (HiGHS), a deterministic work limit.
+        time_limit_s: Wall-clock safety net (s); hitting it counts as a fallback.
+        threads: Solver threads (1 for deterministic research runs).
+        seed: Solver random seed.
+    """
+
+    solver: str = "highs"
+    mip_gap: float = 0.01
+    node_limit: int = 5000
+    time_limit_s: float = 20.0
+    threads: int = 1
+    seed: int = 0
+
+
+def check_available(name: str) -> None:
+    """Raise :class:`SolverUnavailableError` with an install hint if ``name`` is missing."""
+    if name == "highs":
+        try:
+            import highspy  # noqa: F401
+        except ImportError as exc:
+            raise SolverUnavailableError(
+                f"solver = 'highs': highspy is not installed; install it with: "
+                f"{INSTALL_HINTS['highs']}"
+            ) from exc
+        return
+    if name == "glpk":
+        if shutil.which("glpsol") is None:
+            raise SolverUnavailableError(
+                f"solver = 'glpk': glpsol not found on PATH; install it with: "
+                f"{INSTALL_HINTS['glpk']}"
+            )
+        return
+    from pyomo.opt import SolverFactory
+
+    try:
+        available = SolverFactory(name).available(exception_flag=False)
+    except Exception as exc:  # noqa: BLE001  (Pyomo plugins raise many kinds of errors)
+        raise SolverUnavailableError(f"solver = {name!r}: unknown to Pyomo ({exc})") from exc
+    if not available:
+        hint = INSTALL_HINTS.get(name, "install the solver so that Pyomo can find it")
+        raise SolverUnavailableError(f"solver = {name!r}: not available; {hint}")

@@ -1,0 +1,250 @@
+"""``intelligent``: the twin controller's rolling-horizon plan overrides the vehicles' rule.
+
+Every ``optimization_interval_h`` (and when an event makes the plan stale: a vehicle below
+its safety margin, a charger failure) the twin controller observes a :class:`TwinState`, the
+:class:`~agentev.optimization.controller.OptimizationController` solves the charging MILP, and
+this strategy turns the plan into bookings: per vehicle, the planned sessions (start, end,
+charger, port, target state of charge). A booked vehicle is sent to its charger one travel
+time before the planned plug-in, as soon as it is free; it is released at the planned end.
+
+The vehicles' own rule (the threshold rule of ``fcfs``) stays as the safety net: a vehicle
+below ``min_soc + SAFETY_MARGIN`` asks for a charge by itself and is served first come first
+served; if a solve fails with no usable plan, the ``fcfs`` rule runs until the next plan.
+
+An override is a (vehicle, period) where the plan's command differs from the vehicle's own
+rule; each is recorded at the period's start with its reason: ``opportunity_charge`` (the
+plan charges above the threshold), ``defer_charge`` (the rule would charge, the plan does
+not) or ``release_before_full`` (the plan ends a charge the rule would continue).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from agentev.agents.controller import CommandError, TwinState
+from agentev.agents.vehicle import VehicleState
+from agentev.optimization.controller import OptimizationController
+from agentev.optimization.planner import Plan
+from agentev.strategies.fcfs import FirstComeFirstServed
+
+#: A vehicle below ``min_soc + SAFETY_MARGIN`` charges by itself (and makes the plan stale).
+SAFETY_MARGIN = 0.05
+#: Minimum time between two event-triggered re-plans (minutes).
+STALE_REPLAN_GAP_MIN = 5.0
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A planned charging session of one vehicle (times in minutes)."""
+
+    start_min: float
+    end_min: float
+    charger_id: str
+    port: int
+    until_soc: float
+
+
+def bookings_from_plan(
+    plan: Plan, start_min: float, period_min: float, vehicle_ids, capacities, max_socs
+) -> dict[int, list[Booking]]:
+    """Planned sessions per vehicle: maximal runs of plugged-in periods."""
+    out: dict[int, list[Booking]] = {}
+    n_periods = plan.plugged.shape[1]
+    for i, vid in enumerate(vehicle_ids):
+        sessions = []
+        t = 0
+        while t < n_periods:
+            if plan.plugged[i, t]:
+                t0 = t
+                while t < n_periods and plan.plugged[i, t]:
+                    t += 1
+                port = plan.ports[i][t0] if plan.ports else None
+                if port is None:
+                    continue
+                target = plan.energy_kwh[i, t - 1] / capacities[i]
+                sessions.append(
+                    Booking(
+                        start_min + t0 * period_min,
+                        start_min + t * period_min,
+                        port[0],
+                        port[1],
+                        float(min(max_socs[i], max(target, 0.0))),
+                    )
+                )
+            else:
+                t += 1
+        out[vid] = sessions
+    return out
+
+
+class Intelligent(FirstComeFirstServed):
+    """Charging by the twin controller's rolling-horizon MILP plan (see the module docstring)."""
+
+    name = "intelligent"
+    offline = False
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        c = model.config.controller
+        self.optimizer = OptimizationController(
+            prediction_horizon=c.prediction_horizon_h,
+            optimization_interval=c.optimization_interval_h,
+            period_min=c.period_min,
+            solver=c.solver,
+            forecaster=c.forecaster,
+        )
+        self.period_min = c.period_min
+        self.bookings: dict[int, list[Booking]] = {}
+        self.fcfs_mode = False
+        self.replans: list[tuple] = []
+        self.overrides: list[tuple] = []
+        self._last_plan_min = -math.inf
+        self._stale_pending = False
+        self.optimizer.attach(model)
+
+    # ----------------------------------------------------------------- planning
+    def replan(self, trigger: str) -> None:
+        """Observe, solve and turn the plan into bookings; release vehicles the plan stops."""
+        model = self.model
+        state = TwinState.observe(model)
+        since = model.time - self._last_plan_min
+        elapsed = max(1, int(round(since / self.period_min))) if math.isfinite(since) else 1
+        plan = self.optimizer.plan(state, elapsed_periods=elapsed)
+        self._last_plan_min = model.time
+        self.replans.append(
+            (
+                model.time,
+                trigger,
+                plan.status,
+                int(plan.fallback),
+                plan.terms.get("objective", float("nan")),
+                plan.solve_s * 1000.0,
+                plan.message,
+            )
+        )
+        self.apply(plan, model.time)
+
+    def apply(self, plan: Plan, start_min: float) -> None:
+        """Carry out a plan: bookings from it, and releases of vehicles it does not charge."""
+        vehicles = self.model.vehicles
+        self.fcfs_mode = plan.status == "fcfs"
+        if self.fcfs_mode:
+            self.bookings = {}
+            return
+        self.bookings = bookings_from_plan(
+            plan,
+            start_min,
+            self.period_min,
+            [v.unique_id for v in vehicles],
+            [v.capacity_kwh for v in vehicles],
+            [v.battery.max_soc for v in vehicles],
+        )
+        for vehicle in vehicles:
+            if vehicle.state is VehicleState.CHARGING and self.booking(vehicle) is None:
+                self._release(vehicle)
+
+    def request_replan(self, reason: str) -> None:
+        """An event made the plan stale: re-plan now, at most every few minutes."""
+        if self.offline or self._stale_pending:
+            return
+        wait = max(0.0, self._last_plan_min + STALE_REPLAN_GAP_MIN - self.model.time)
+        self._stale_pending = True
+        self._stale_reason = reason
+        self.model.schedule_event(self._stale_replan, after=wait)
+
+    def _stale_replan(self) -> None:
+        self._stale_pending = False
+        self.replan(self._stale_reason)
+
+    # ----------------------------------------------------------------- bookings
+    def booking(self, vehicle) -> Booking | None:
+        """The vehicle's current or next booked session that has not ended."""
+        now = self.model.time
+        for b in self.bookings.get(vehicle.unique_id, ()):
+            if b.end_min > now:
+                return b
+        return None
+
+    def _booking_due(self, vehicle) -> Booking | None:
+        """A booking the vehicle should leave for now (one travel time before it starts)."""
+        b = self.booking(vehicle)
+        if b is None or vehicle.soc >= b.until_soc - 1e-6:
+            return None
+        charger = self.model.chargers.get(b.charger_id)
+        if charger is None or charger.failed:
+            return None
+        lead = vehicle.travel_minutes(vehicle.position, charger.position)
+        return b if self.model.time >= b.start_min - lead else None
+
+    def _emergency(self, vehicle) -> bool:
+        return vehicle.soc < vehicle.battery.min_soc + SAFETY_MARGIN
+
+    # ----------------------------------------------------------------- strategy hooks
+    def needs_charge(self, vehicle) -> bool:
+        """A booking is due, or the battery is below the safety margin (or fcfs mode)."""
+        if self.fcfs_mode:
+            return super().needs_charge(vehicle)
+        if self._emergency(vehicle) and vehicle.battery.may_start_charging(1.0):
+            return True
+        return self._booking_due(vehicle) is not None
+
+    def request(self, vehicle) -> None:
+        """Go to the booked port (or the booked charger's queue); else first come first served."""
+        b = None if self.fcfs_mode else self._booking_due(vehicle)
+        if b is None:
+            if self._emergency(vehicle):
+                self.request_replan("safety_margin")
+            super().request(vehicle)
+            return
+        if vehicle in self.queue:
+            self.queue.remove(vehicle)
+        charger = self.model.chargers[b.charger_id]
+        free = charger.free_port()
+        booked_free = charger.reserved[b.port] is None and charger.occupant[b.port] is None
+        port = b.port if booked_free else free
+        if port is not None and charger.ready_at[port] > self.model.time:
+            port = None
+        self.commands.charge(vehicle.unique_id, b.charger_id, b.until_soc, port=port)
+
+    def on_step(self, t: int) -> None:
+        """Release charges whose booking ended; record overrides at period starts."""
+        if self.fcfs_mode:
+            return
+        for vehicle in self.model.vehicles:
+            if vehicle.state is VehicleState.CHARGING and self.booking(vehicle) is None:
+                if not self._emergency(vehicle):
+                    self._release(vehicle)
+        if (t % self.period_min) < 1e-9:
+            self._record_overrides(t)
+
+    def charger_failed(self, charger) -> None:
+        """A charger failed: the plan is stale."""
+        self.request_replan("charger_failure")
+
+    def _release(self, vehicle) -> None:
+        try:
+            self.commands.release(vehicle.unique_id)
+        except CommandError:
+            pass  # a lead-acid battery charges to its target once started (chemistry rule)
+
+    def _record_overrides(self, t: int) -> None:
+        period = int(t // self.period_min)
+        for vehicle in self.model.vehicles:
+            charging = vehicle.state is VehicleState.CHARGING
+            rule = vehicle.soc < self.threshold or (
+                charging and vehicle.soc < vehicle.battery.max_soc - 1e-9
+            )
+            b = self.booking(vehicle)
+            planned = b is not None and b.start_min <= t < b.end_min
+            if planned == rule:
+                continue
+            if planned:
+                reason = "opportunity_charge"
+            elif charging:
+                reason = "release_before_full"
+            else:
+                reason = "defer_charge"
+            self.overrides.append(
+                (float(t), vehicle.unique_id, period, int(planned), int(rule), reason)
+            )

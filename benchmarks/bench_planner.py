@@ -1,0 +1,124 @@
+"""Charging planner speed.
+
+Prints, for fleets of 10, 50, 200 and 500 vehicles (ports = fleet / 5, 16 periods of 15 min),
+the model-update time and the per-re-plan time (median, p95) over ``--replans`` re-plans with
+shifted prices and states of charge, for HiGHS (persistent) and GLPK (legacy interface; only
+up to ``--glpk-max`` vehicles), and the wall time of a 24 h light-scenario day under
+``intelligent`` (15-min periods, 4 h horizon).
+
+Targets (issue 3): p95 under 200 ms at 10 vehicles; median under 10 s at 500 vehicles;
+a light day with ``intelligent`` under 5 s.
+
+Usage: ``python benchmarks/bench_planner.py [--sizes 10,50] [--replans 5] [--glpk-max 50]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from agentev import FactoryModel
+from agentev.optimization.planner import (
+    ChargingPlanner,
+    PlanCharger,
+    PlanDemandCharge,
+    PlanInput,
+    PlanVehicle,
+)
+from agentev.optimization.solvers import SolverOptions
+
+PERIODS = 16
+
+
+def instance(n: int, k: int, rng: np.random.Generator) -> PlanInput:
+    """A fleet of ``n`` 5 kWh vehicles at random SoC, a time-of-use day slice, ``n/5`` ports."""
+    hours = (k + np.arange(PERIODS) / 4.0) % 24
+    price = np.where((hours >= 12) & (hours < 18), 0.1936, np.where(hours >= 6, 0.1323, 0.1052))
+    busy = rng.random(n) < 0.5
+    vehicles = [
+        PlanVehicle(
+            i,
+            soc=float(rng.uniform(0.25, 0.95)),
+            capacity_kwh=5.0,
+            idle_kw=0.08,
+            free_windows=[(15.0, PERIODS * 15.0)] if busy[i] else None,
+            work_kwh=[0.12] * PERIODS,
+        )
+        for i in range(n)
+    ]
+    chargers = [PlanCharger(f"C{j}", 1) for j in range(max(1, n // 5))]
+    return PlanInput(
+        period_min=15.0,
+        price_per_kwh=list(price),
+        base_load_kw=[20.0] * PERIODS,
+        vehicles=vehicles,
+        chargers=chargers,
+        grid_limit_kw=20.0 + 3.3 * len(chargers) * 0.8,
+        needed_vehicles=[0.5 * n] * PERIODS,
+        demand_charges=[PlanDemandCharge(0.36, None, 25.0)],
+        energy_norm=0.135 * 5 * n / 24 * 4,
+        downtime_norm=0.1 * n * 4,
+        utilization_norm=n / 8 * 4,
+    )
+
+
+def bench_size(n: int, solver: str, replans: int) -> tuple[float, float, float, float]:
+    """(build s, update ms, median re-plan ms, p95 re-plan ms) for one fleet size."""
+    rng = np.random.default_rng(n)
+    start = time.perf_counter()
+    planner = ChargingPlanner(n, PERIODS, 1, SolverOptions(solver=solver))
+    build = time.perf_counter() - start
+    times, updates = [], []
+    for k in range(replans):
+        data = instance(n, 6 + k, rng)
+        t0 = time.perf_counter()
+        planner.update(data)
+        updates.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        planner.solve(data)
+        times.append(time.perf_counter() - t0)
+    ms = np.array(times) * 1e3
+    return (
+        build,
+        float(np.median(updates) * 1e3),
+        float(np.median(ms)),
+        float(np.percentile(ms, 95)),
+    )
+
+
+def main() -> None:
+    """Run the benchmark and print its tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,50,200,500")
+    parser.add_argument("--replans", type=int, default=5)
+    parser.add_argument("--glpk-max", type=int, default=50)
+    parser.add_argument("--day", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(
+        f"{'vehicles':>8} {'solver':<6} {'build s':>8} {'update ms':>10} "
+        f"{'median ms':>10} {'p95 ms':>9}"
+    )
+    for n in sizes:
+        for solver in ("highs", "glpk"):
+            if solver == "glpk" and n > args.glpk_max:
+                continue
+            build, update, median, p95 = bench_size(n, solver, args.replans)
+            print(f"{n:>8} {solver:<6} {build:>8.2f} {update:>10.1f} {median:>10.0f} {p95:>9.0f}")
+    if args.day:
+        start = time.perf_counter()
+        model = FactoryModel(scenario="light", strategy="intelligent", rng=42)
+        model.run_for(1440)
+        wall = time.perf_counter() - start
+        ms = np.array([r[5] for r in model.strategy.replans])
+        print()
+        print(
+            f"light 24 h intelligent: {wall:.1f} s wall, {len(ms)} re-plans, "
+            f"median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms (target < 5 s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The twin controller's strategies: determinism, plan execution and their metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from agentev.metrics import metrics_from_dir
+from agentev.outputs import run_and_write
+from tests.helpers import assert_invariants, file_bytes
+
+
+@pytest.mark.parametrize("strategy", ["intelligent", "oracle"])
+def test_planning_strategies_give_byte_identical_outputs_for_the_same_seed(strategy, tmp_path):
+    for name in ("a", "b"):
+        run_and_write(
+            tmp_path / name, hours=6.5, scenario="light", strategy=strategy, rng=3, oracle=True
+        )
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
+    for name in ("replans.csv", "overrides.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert_invariants(tmp_path / "a")
+
+
+def test_intelligent_summary_reports_controller_metrics_recomputable_from_files(tmp_path):
+    _, metrics = run_and_write(
+        tmp_path, hours=7, scenario="light", strategy="intelligent", rng=4, oracle=True
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for name in ("weighted_objective", "gap_to_offline_optimum", "replans", "solver_fallbacks"):
+        assert name in summary["metrics"]
+    replans = pd.read_csv(tmp_path / "replans.csv")
+    # one scheduled plan per hour, at least, and every one solved
+    assert (replans["trigger"] == "scheduled").sum() >= 7
+    assert set(replans["status"]) <= {"optimal", "feasible"}
+    assert summary["metrics"]["replans"]["value"] == len(replans)
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert timing["replans"] == len(replans)
+    assert timing["replan_time_p95_ms"] >= timing["replan_time_median_ms"] > 0
+    again = metrics_from_dir(tmp_path)
+    assert {k: m.value for k, m in again.items()} == {k: m.value for k, m in metrics.items()}
+
+
+def test_intelligent_charges_and_serves_tasks_with_no_soc_violation(light_intelligent):
+    ts = pd.read_csv(light_intelligent.out / "timeseries.csv")
+    sessions = pd.read_csv(light_intelligent.out / "sessions.csv")
+    tasks = pd.read_csv(light_intelligent.out / "tasks.csv")
+    assert len(sessions.dropna(subset=["plug_in_min"])) > 0
+    assert tasks["delivery_min"].notna().mean() > 0.9
+    minimum = ts.groupby("vehicle_id")["soc"].min()
+    assert (minimum >= 0.2 - 1e-9).all()
+
+
+def test_oracle_plan_is_cached_and_reused(tmp_path, monkeypatch):
+    from agentev.model import FactoryModel
+    from agentev.strategies import oracle
+
+    monkeypatch.setenv("AGENTEV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(oracle, "_MEMO", {})
+    first = FactoryModel(scenario="light", strategy="oracle", rng=9, duration_h=3)
+    files = list((tmp_path / "cache").glob("*.npz"))
+    assert len(files) == 1
+    monkeypatch.setattr(oracle, "_MEMO", {})
+    second = FactoryModel(scenario="light", strategy="oracle", rng=9, duration_h=3)
+    assert first.strategy.bookings == second.strategy.bookings
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1

@@ -1,0 +1,955 @@
+"""agentev.optimization.planner: the charging MILP.
+
+* against an independent brute force (every charging schedule, an LP for the rest, written
+  from the module docstring's formulation),
+* HiGHS against GLPK,
+* every constraint checked on the plan's arrays, not on the Pyomo model,
+* the CC-CV cuts against the sampled charging curve,
+* fallbacks (infeasible, time limit, missing solver), shape errors, re-solves with new
+  parameters, determinism.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from agentev.battery import period_charge_curve
+from agentev.config import VehicleType
+from agentev.optimization.planner import (
+    MAX_CUTS,
+    SOC_SLACK_PENALTY,
+    WEAR_PER_KWH,
+    ChargingPlanner,
+    Plan,
+    PlanCharger,
+    PlanDemandCharge,
+    PlanInput,
+    PlanVehicle,
+    assign_ports,
+    plan_charging,
+    vehicle_cuts,
+)
+from agentev.optimization.solvers import SolverOptions, SolverUnavailableError
+
+EXACT = SolverOptions(mip_gap=1e-6)
+EXACT_GLPK = SolverOptions(solver="glpk", mip_gap=1e-6)
+TOL = 1e-6
+
+
+def gap_tol(value: float) -> float:
+    """What a solve stopped at a relative (and absolute) gap of 1e-6 may differ by."""
+    return 2e-6 * max(1.0, abs(value))
+
+
+# ------------------------------------------------------------------ the problem, read off
+# the dataclass docs and the module docstring (independent of the planner's update()).
+def dt_h(data: PlanInput) -> float:
+    return data.period_min / 60.0
+
+
+def free_periods(v: PlanVehicle, data: PlanInput) -> np.ndarray:
+    """a_vt: a period counts if one window covers all of it; None: free throughout."""
+    nt, pm = data.periods, data.period_min
+    if v.free_windows is None:
+        return np.ones(nt, dtype=bool)
+    return np.array(
+        [any(lo <= t * pm and (t + 1) * pm <= hi for lo, hi in v.free_windows) for t in range(nt)]
+    )
+
+
+def required_energy(v: PlanVehicle, data: PlanInput) -> np.ndarray:
+    """R_vt: energy at the end of the period in which each ``time_min`` falls (0: none).
+
+    The instances here never put a requirement on a period boundary or past the horizon.
+    """
+    req = np.zeros(data.periods)
+    for when, energy in v.required:
+        t = int(when // data.period_min)
+        req[t] = max(req[t], energy)
+    return req
+
+
+def work_energy(v: PlanVehicle, data: PlanInput) -> np.ndarray:
+    """c_vt: consumption if working; None: idle_kw throughout."""
+    if v.work_kwh is None:
+        return np.full(data.periods, v.idle_kw * dt_h(data))
+    return np.asarray(v.work_kwh, dtype=float)
+
+
+def working_ports(data: PlanInput) -> np.ndarray:
+    """N^port_t: ports of the chargers available in each period."""
+    out = np.zeros(data.periods)
+    for c in data.chargers:
+        for t in range(data.periods):
+            if c.available is None or c.available[t]:
+                out[t] += c.ports
+    return out
+
+
+def taper_cuts(v: PlanVehicle, period_min: float) -> list[tuple[float, float]]:
+    """The cuts the planner uses: vehicle_cuts with slope < -1e-9 (the power bound does the
+    constant-power part)."""
+    cuts = [c for c in vehicle_cuts(v, period_min) if c[1] < -1e-9]
+    assert cuts, "a battery always has a taper near full charge"
+    return cuts
+
+
+def stored_price(data: PlanInput) -> float:
+    if data.stored_energy_price is not None:
+        return data.stored_energy_price
+    return float(np.mean(data.price_per_kwh))
+
+
+def in_window(charge: PlanDemandCharge, nt: int) -> np.ndarray:
+    if charge.in_window is None:
+        return np.ones(nt, dtype=bool)
+    return np.asarray(charge.in_window, dtype=bool)
+
+
+class ScheduleLP:
+    """The docstring's MILP with the schedule x fixed: an LP in g, E, s, u, q, P.
+
+    Built once per instance (only bounds, right-hand sides and a constant depend on x) and
+    solved with scipy's HiGHS LP.
+    """
+
+    def __init__(self, data: PlanInput) -> None:
+        self.data = data
+        nv, nt, nd = len(data.vehicles), data.periods, len(data.demand_charges)
+        self.nv, self.nt, self.nd = nv, nt, nd
+        dt = dt_h(data)
+        self.dt = dt
+        nvt = nv * nt
+        self.n = 4 * nvt + nt + nd
+        w_e = data.alpha_energy / data.energy_norm
+        w_d = data.alpha_downtime / data.downtime_norm
+        w_u = data.alpha_utilization / data.utilization_norm
+        self.w_u = w_u
+        lam = [stored_price(data) / v.efficiency for v in data.vehicles]
+
+        c = np.zeros(self.n)
+        for v in range(nv):
+            for t in range(nt):
+                c[self.gi(v, t)] = w_e * data.price_per_kwh[t] + WEAR_PER_KWH
+                c[self.si(v, t)] = w_u
+                c[self.ui(v, t)] = SOC_SLACK_PENALTY
+            c[self.ei(v, nt - 1)] -= w_e * lam[v]
+        for t in range(nt):
+            c[self.qi(t)] = w_d * dt
+        for d, charge in enumerate(data.demand_charges):
+            c[self.pi(d)] = w_e * charge.rate_per_kw
+        self.c = c
+        self.const = w_e * (
+            sum(lam[v] * veh.soc * veh.capacity_kwh for v, veh in enumerate(data.vehicles))
+            - sum(ch.rate_per_kw * ch.peak_so_far_kw for ch in data.demand_charges)
+        )
+
+        e0 = np.array([veh.soc * veh.capacity_kwh for veh in data.vehicles])
+        self.e0 = e0
+        ub_rows, ub_rhs = [], []
+
+        def row(entries):
+            r = np.zeros(self.n)
+            for i, val in entries:
+                r[i] += val
+            return r
+
+        # eta g_vt <= a_k + b_k E_{v,t-1}
+        for v, veh in enumerate(data.vehicles):
+            for a, b in taper_cuts(veh, data.period_min):
+                for t in range(nt):
+                    if t == 0:
+                        ub_rows.append(row([(self.gi(v, 0), veh.efficiency)]))
+                        ub_rhs.append(a + b * e0[v])
+                    else:
+                        ub_rows.append(
+                            row([(self.gi(v, t), veh.efficiency), (self.ei(v, t - 1), -b)])
+                        )
+                        ub_rhs.append(a)
+        # E_vt + u_vt >= min_soc C_v
+        for v, veh in enumerate(data.vehicles):
+            for t in range(nt):
+                ub_rows.append(row([(self.ei(v, t), -1.0), (self.ui(v, t), -1.0)]))
+                ub_rhs.append(-veh.min_soc * veh.capacity_kwh)
+        # sum_v g_vt <= (L - B_t) dt
+        if data.grid_limit_kw is not None:
+            for t in range(nt):
+                ub_rows.append(row([(self.gi(v, t), 1.0) for v in range(nv)]))
+                ub_rhs.append((data.grid_limit_kw - data.base_load_kw[t]) * dt)
+        # P_d >= w_dt (B_t + sum_v g_vt / dt)
+        for d, charge in enumerate(data.demand_charges):
+            win = in_window(charge, nt)
+            for t in range(nt):
+                if win[t]:
+                    ub_rows.append(
+                        row([(self.gi(v, t), 1.0 / dt) for v in range(nv)] + [(self.pi(d), -1.0)])
+                    )
+                    ub_rhs.append(-data.base_load_kw[t])
+        self.A_ub = np.array(ub_rows)
+        self.b_ub = np.array(ub_rhs)
+
+        # E_vt = E_{v,t-1} + eta g_vt - c_vt (1 - x_vt) - i_v dt x_vt
+        eq_rows = []
+        for v, veh in enumerate(data.vehicles):
+            for t in range(nt):
+                entries = [(self.ei(v, t), 1.0), (self.gi(v, t), -veh.efficiency)]
+                if t > 0:
+                    entries.append((self.ei(v, t - 1), -1.0))
+                eq_rows.append(row(entries))
+        self.A_eq = np.array(eq_rows)
+        self.work = np.array([work_energy(veh, data) for veh in data.vehicles])
+        self.idle = np.array([veh.idle_kw * dt for veh in data.vehicles])
+        self.req = np.array([required_energy(veh, data) for veh in data.vehicles])
+        self.free = np.array([free_periods(veh, data) for veh in data.vehicles])
+        self.ports = working_ports(data)
+        self.x_now = np.array([1.0 if veh.plugged else 0.0 for veh in data.vehicles])
+
+    # variable indices
+    def gi(self, v, t):
+        return v * self.nt + t
+
+    def ei(self, v, t):
+        return self.nv * self.nt + v * self.nt + t
+
+    def si(self, v, t):
+        return 2 * self.nv * self.nt + v * self.nt + t
+
+    def ui(self, v, t):
+        return 3 * self.nv * self.nt + v * self.nt + t
+
+    def qi(self, t):
+        return 4 * self.nv * self.nt + t
+
+    def pi(self, d):
+        return 4 * self.nv * self.nt + self.nt + d
+
+    def schedules(self):
+        """Every x in {0,1}^(nv x nt) with x <= a and sum_v x_vt <= N^port_t."""
+        cells = [(v, t) for v in range(self.nv) for t in range(self.nt) if self.free[v, t]]
+        for bits in itertools.product((0, 1), repeat=len(cells)):
+            x = np.zeros((self.nv, self.nt))
+            for (v, t), b in zip(cells, bits, strict=True):
+                x[v, t] = b
+            if np.all(x.sum(axis=0) <= self.ports):
+                yield x
+
+    def solve(self, x: np.ndarray) -> float | None:
+        """The optimum with schedule x fixed (None if infeasible)."""
+        data, nv, nt, dt = self.data, self.nv, self.nt, self.dt
+        if np.any(self.req > np.array([[v.max_soc * v.capacity_kwh] for v in data.vehicles])):
+            return None
+        b_eq = []
+        for v in range(nv):
+            for t in range(nt):
+                rhs = -self.work[v, t] * (1 - x[v, t]) - self.idle[v] * x[v, t]
+                b_eq.append(rhs + (self.e0[v] if t == 0 else 0.0))
+        bounds = [(0.0, None)] * self.n
+        needed = np.zeros(nt) if data.needed_vehicles is None else np.asarray(data.needed_vehicles)
+        workers = np.full(nt, float(nv)) if data.workers is None else np.asarray(data.workers)
+        for v, veh in enumerate(data.vehicles):
+            for t in range(nt):
+                bounds[self.gi(v, t)] = (0.0, veh.max_power_kw * dt * x[v, t])
+                bounds[self.ei(v, t)] = (self.req[v, t], veh.max_soc * veh.capacity_kwh)
+                prev = self.x_now[v] if t == 0 else x[v, t - 1]
+                bounds[self.si(v, t)] = (max(0.0, x[v, t] - prev), None)
+        for t in range(nt):
+            bounds[self.qi(t)] = (max(0.0, needed[t] - workers[t] + x[:, t].sum()), None)
+        for d, charge in enumerate(data.demand_charges):
+            bounds[self.pi(d)] = (charge.peak_so_far_kw, None)
+        res = linprog(
+            self.c,
+            A_ub=self.A_ub if len(self.b_ub) else None,
+            b_ub=self.b_ub if len(self.b_ub) else None,
+            A_eq=self.A_eq,
+            b_eq=np.array(b_eq),
+            bounds=bounds,
+            method="highs",
+            options={"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9},
+        )
+        if res.status == 2:
+            return None
+        assert res.status == 0, res.message
+        return float(res.fun) + self.const + self.w_u * dt * float(x.sum())
+
+    def brute_force(self) -> tuple[float | None, np.ndarray | None, int]:
+        best, best_x, feasible = None, None, 0
+        for x in self.schedules():
+            value = self.solve(x)
+            if value is None:
+                continue
+            feasible += 1
+            if best is None or value < best:
+                best, best_x = value, x
+        return best, best_x, feasible
+
+
+# ------------------------------------------------------------------ random instances
+def random_instance(
+    rng: np.random.Generator,
+    nv: int,
+    nt: int,
+    nd: int = 0,
+    site_limit: bool = False,
+    failures: bool = True,
+    required_p: float = 0.4,
+    stored_energy_price: float | None = None,
+) -> PlanInput:
+    """A small instance with every feature switched on at random.
+
+    ``required_p``: chance of a vehicle having an energy requirement; ``stored_energy_price``:
+    fixed (a high one makes charging pay), else random or None.
+    """
+    pm = float(rng.choice([15.0, 30.0, 60.0]))
+    chargers = []
+    for i in range(int(rng.integers(1, 3))):
+        available = None
+        if failures and rng.random() < 0.5:
+            available = [bool(a) for a in rng.random(nt) < 0.75]
+        chargers.append(PlanCharger(f"c{i}", ports=int(rng.integers(1, 3)), available=available))
+    ports = [(c.charger_id, p) for c in chargers for p in range(c.ports)]
+    rng.shuffle(ports)
+    vehicles = []
+    for i in range(nv):
+        cap = float(rng.uniform(3.0, 20.0))
+        max_soc = float(rng.uniform(0.85, 1.0))
+        soc = float(rng.uniform(0.1, max_soc))
+        windows = None
+        if rng.random() < 0.7:
+            # free periods as windows that cover them (with slack), a few partial windows
+            windows = []
+            for t in range(nt):
+                r = rng.random()
+                if r < 0.65:
+                    windows.append((t * pm - rng.uniform(0, 3), (t + 1) * pm + rng.uniform(0, 3)))
+                elif r < 0.8:
+                    windows.append((t * pm + rng.uniform(1, pm / 2), (t + 1) * pm + 5))
+        work = None
+        if rng.random() < 0.6:
+            work = [float(w) for w in rng.uniform(0.0, 0.12 * cap, nt)]
+        required = ()
+        if rng.random() < required_p:
+            when = float(rng.uniform(0.05, nt - 0.05)) * pm
+            if abs(when / pm - round(when / pm)) < 1e-3:
+                when += 0.3
+            required = ((when, float(rng.uniform(0.2, 0.9)) * max_soc * cap),)
+        plugged = bool(rng.random() < 0.35)
+        port = ports.pop() if plugged and ports and rng.random() < 0.7 else None
+        vehicles.append(
+            PlanVehicle(
+                vehicle_id=i,
+                soc=soc,
+                capacity_kwh=cap,
+                max_power_kw=float(rng.uniform(1.5, 6.0)),
+                efficiency=float(rng.uniform(0.85, 0.95)),
+                min_soc=float(rng.uniform(0.1, 0.35)),
+                max_soc=max_soc,
+                knee_soc=float(rng.uniform(0.5, 0.9)),
+                floor_fraction=float(rng.uniform(0.05, 0.3)),
+                idle_kw=float(rng.uniform(0.0, 0.3)),
+                free_windows=windows,
+                work_kwh=work,
+                required=required,
+                plugged=plugged,
+                port=port,
+            )
+        )
+    base = [float(b) for b in rng.uniform(5.0, 20.0, nt)]
+    charges = []
+    for _ in range(nd):
+        win = None if rng.random() < 0.4 else [bool(w) for w in rng.random(nt) < 0.6]
+        charges.append(
+            PlanDemandCharge(
+                rate_per_kw=float(rng.uniform(0.05, 0.6)),
+                in_window=win,
+                peak_so_far_kw=float(rng.uniform(0.0, max(base) + 6.0)),
+            )
+        )
+    alphas = rng.dirichlet([2.0, 2.0, 2.0])
+    return PlanInput(
+        period_min=pm,
+        price_per_kwh=[float(p) for p in rng.uniform(0.05, 0.45, nt)],
+        base_load_kw=base,
+        vehicles=vehicles,
+        chargers=chargers,
+        grid_limit_kw=float(max(base) + rng.uniform(0.5, 8.0)) if site_limit else None,
+        needed_vehicles=(
+            None if rng.random() < 0.3 else [int(n) for n in rng.integers(0, nv + 1, nt)]
+        ),
+        workers=None if rng.random() < 0.5 else [int(n) for n in rng.integers(0, nv + 1, nt)],
+        demand_charges=charges,
+        alpha_energy=float(alphas[0]),
+        alpha_downtime=float(alphas[1]),
+        alpha_utilization=float(alphas[2]),
+        energy_norm=float(rng.uniform(0.3, 3.0)),
+        downtime_norm=float(rng.uniform(0.3, 3.0)),
+        utilization_norm=float(rng.uniform(0.3, 3.0)),
+        stored_energy_price=(
+            stored_energy_price
+            if stored_energy_price is not None
+            else None
+            if rng.random() < 0.5
+            else float(rng.uniform(0.05, 0.4))
+        ),
+    )
+
+
+def fleet_instance(nv: int = 10, nt: int = 16, seed: int = 3) -> PlanInput:
+    """A busy fleet: shifts, work, a tight connection, a demand charge, needed vehicles."""
+    rng = np.random.default_rng(seed)
+    vehicles = [
+        PlanVehicle(
+            vehicle_id=i,
+            soc=float(rng.uniform(0.2, 0.9)),
+            capacity_kwh=20.0,
+            max_power_kw=4.0,
+            idle_kw=0.1,
+            work_kwh=[float(w) for w in rng.uniform(0.0, 1.5, nt)],
+            free_windows=[(0.0, 60.0), (120.0, 240.0)],
+        )
+        for i in range(nv)
+    ]
+    return PlanInput(
+        period_min=15.0,
+        price_per_kwh=[float(p) for p in rng.uniform(0.1, 0.4, nt)],
+        base_load_kw=[float(b) for b in rng.uniform(10.0, 30.0, nt)],
+        vehicles=vehicles,
+        chargers=[PlanCharger("a", 2), PlanCharger("b", 2)],
+        grid_limit_kw=45.0,
+        needed_vehicles=[int(n) for n in rng.integers(4, 9, nt)],
+        demand_charges=[PlanDemandCharge(5.0, None, 30.0)],
+    )
+
+
+def simple_instance(prices=(0.3, 0.0, 0.0, 0.4), **changes) -> PlanInput:
+    """Two vehicles, four half-hour periods, one two-port charger; cheap middle periods."""
+    data = PlanInput(
+        period_min=30.0,
+        price_per_kwh=list(prices),
+        base_load_kw=[5.0] * len(prices),
+        vehicles=[
+            PlanVehicle(0, soc=0.5, capacity_kwh=10.0),
+            PlanVehicle(1, soc=0.3, capacity_kwh=10.0),
+        ],
+        chargers=[PlanCharger("c0", ports=2)],
+        alpha_utilization=0.01,
+    )
+    return replace(data, **changes)
+
+
+def solve_fresh(data: PlanInput, options: SolverOptions = EXACT) -> Plan:
+    planner = ChargingPlanner(
+        len(data.vehicles), data.periods, len(data.demand_charges), options=options
+    )
+    return planner.solve(data)
+
+
+# ------------------------------------------------------------------ constraint checks
+def check_plan(data: PlanInput, plan: Plan, exact: bool = True) -> None:
+    """Every constraint of the formulation, on the plan's arrays.
+
+    ``exact``: the plan was solved to (near) optimality, so the slack-like terms (sessions,
+    shortfall, SoC slack, demand increment) sit at their lower bounds; else only >= them.
+    """
+    nv, nt, dt = len(data.vehicles), data.periods, dt_h(data)
+    x, g, e = plan.plugged, plan.grid_kwh, plan.energy_kwh
+    assert x.shape == g.shape == e.shape == (nv, nt)
+    assert x.dtype == bool
+    ports_now = working_ports(data)
+    # plugged only in free periods; not more than the working ports
+    for v, veh in enumerate(data.vehicles):
+        assert not np.any(x[v] & ~free_periods(veh, data)), (v, x[v])
+    assert np.all(x.sum(axis=0) <= ports_now), (x.sum(axis=0), ports_now)
+    for v, veh in enumerate(data.vehicles):
+        e_prev = veh.soc * veh.capacity_kwh
+        work = work_energy(veh, data)
+        req = required_energy(veh, data)
+        cuts = taper_cuts(veh, data.period_min)
+        for t in range(nt):
+            assert g[v, t] >= 0.0
+            assert g[v, t] <= veh.max_power_kw * dt * x[v, t] + TOL, (v, t)
+            for a, b in cuts:
+                assert veh.efficiency * g[v, t] <= a + b * e_prev + TOL, (v, t, a, b)
+            expected = (
+                e_prev
+                + veh.efficiency * g[v, t]
+                - work[t] * (1 - x[v, t])
+                - veh.idle_kw * dt * x[v, t]
+            )
+            assert e[v, t] == pytest.approx(expected, abs=TOL), (v, t)
+            assert e[v, t] <= veh.max_soc * veh.capacity_kwh + TOL, (v, t)
+            assert e[v, t] >= req[t] - TOL, (v, t)
+            e_prev = e[v, t]
+    if data.grid_limit_kw is not None:
+        for t in range(nt):
+            assert g[:, t].sum() <= (data.grid_limit_kw - data.base_load_kw[t]) * dt + TOL, t
+    check_ports(data, plan)
+    check_terms(data, plan, exact)
+
+
+def check_ports(data: PlanInput, plan: Plan) -> None:
+    nv, nt = len(data.vehicles), data.periods
+    x = plan.plugged
+    assert len(plan.ports) == nv and all(len(row) == nt for row in plan.ports)
+    for t in range(nt):
+        working = {
+            (c.charger_id, p)
+            for c in data.chargers
+            if c.available is None or c.available[t]
+            for p in range(c.ports)
+        }
+        used = [plan.ports[v][t] for v in range(nv) if plan.ports[v][t] is not None]
+        assert len(used) == len(set(used)), f"period {t}: a port used twice: {used}"
+        for v, veh in enumerate(data.vehicles):
+            port = plan.ports[v][t]
+            if not x[v, t]:
+                assert port is None, (v, t)
+                continue
+            assert port in working, (v, t, port)
+            before = plan.ports[v][t - 1] if t > 0 else (veh.port if veh.plugged else None)
+            if (t > 0 and x[v, t - 1] or t == 0) and before is not None and before in working:
+                assert port == before, f"vehicle {v} moved from {before} to {port} at {t}"
+
+
+def check_terms(data: PlanInput, plan: Plan, exact: bool = True) -> None:
+    """The reported terms follow from the arrays, and the objective from the terms."""
+
+    def at_bound(value: float, bound: float) -> None:
+        if exact:
+            assert value == pytest.approx(bound, abs=TOL)
+        else:
+            assert value >= bound - TOL
+
+    nv, nt, dt = len(data.vehicles), data.periods, dt_h(data)
+    x, g, e = plan.plugged.astype(float), plan.grid_kwh, plan.energy_kwh
+    terms = plan.terms
+    price = np.asarray(data.price_per_kwh)
+    e0 = np.array([v.soc * v.capacity_kwh for v in data.vehicles])
+    lam = np.array([stored_price(data) / v.efficiency for v in data.vehicles])
+    e_lo = np.array([v.min_soc * v.capacity_kwh for v in data.vehicles])
+    assert terms["energy_cost"] == pytest.approx(float((g * price).sum()), abs=TOL)
+    assert terms["stored_value"] == pytest.approx(float((lam * (e[:, -1] - e0)).sum()), abs=TOL)
+    x_now = np.array([float(v.plugged) for v in data.vehicles])
+    starts = np.maximum(0.0, x - np.column_stack([x_now, x[:, :-1]]))
+    at_bound(terms["sessions"], float(starts.sum()))
+    assert terms["occupied_port_h"] == pytest.approx(float(x.sum() * dt), abs=TOL)
+    at_bound(terms["soc_slack_kwh"], float(np.maximum(0.0, e_lo[:, None] - e).sum()))
+    site_kw = np.asarray(data.base_load_kw) + g.sum(axis=0) / dt
+    increment = 0.0
+    for charge in data.demand_charges:
+        peak = max([charge.peak_so_far_kw] + list(site_kw[in_window(charge, nt)]))
+        increment += charge.rate_per_kw * (peak - charge.peak_so_far_kw)
+    at_bound(terms["demand_increment"], increment)
+    needed = np.zeros(nt) if data.needed_vehicles is None else np.asarray(data.needed_vehicles)
+    workers = np.full(nt, float(nv)) if data.workers is None else np.asarray(data.workers)
+    shortfall = np.maximum(0.0, needed - workers + x.sum(axis=0)).sum() * dt
+    at_bound(terms["shortfall_vh"], float(shortfall))
+    objective = (
+        data.alpha_energy
+        / data.energy_norm
+        * (terms["energy_cost"] + terms["demand_increment"] - terms["stored_value"])
+        + data.alpha_downtime / data.downtime_norm * terms["shortfall_vh"]
+        + data.alpha_utilization
+        / data.utilization_norm
+        * (terms["sessions"] + terms["occupied_port_h"])
+        + WEAR_PER_KWH * g.sum()
+        + SOC_SLACK_PENALTY * terms["soc_slack_kwh"]
+    )
+    assert terms["objective"] == pytest.approx(objective, abs=1e-5)
+
+
+# ------------------------------------------------------------------ 1. brute force
+BRUTE_FORCE_CASES = [
+    # (seed, vehicles, periods, demand charges, site limit)
+    (1, 2, 3, 0, False),
+    (2, 2, 4, 1, True),
+    (3, 3, 3, 0, True),
+    (4, 2, 4, 2, False),
+    (5, 3, 3, 1, False),
+    (6, 2, 4, 0, True),
+    (7, 3, 3, 2, True),
+    (8, 2, 3, 1, True),
+]
+
+
+@functools.cache
+def brute_force_case(case: tuple) -> tuple[PlanInput, ScheduleLP, list[tuple[np.ndarray, float]]]:
+    """The instance, its LP, and every feasible schedule with its optimum."""
+    seed, nv, nt, nd, limit = case
+    data = random_instance(np.random.default_rng(seed), nv, nt, nd, site_limit=limit)
+    lp = ScheduleLP(data)
+    values = [(x, val) for x in lp.schedules() if (val := lp.solve(x)) is not None]
+    return data, lp, values
+
+
+@pytest.mark.parametrize("case", BRUTE_FORCE_CASES)
+def test_milp_objective_equals_brute_force_over_all_schedules(case):
+    data, lp, values = brute_force_case(case)
+    plan = solve_fresh(data)
+    if not values:
+        assert plan.fallback and plan.status == "fcfs", plan.status
+        return
+    best_x, best = min(values, key=lambda xv: xv[1])
+    assert plan.status in ("optimal", "feasible") and not plan.fallback, plan.message
+    objective = plan.terms["objective"]
+    assert objective == pytest.approx(best, abs=gap_tol(best)), (objective, best, best_x)
+    # the MILP's schedule is one of the enumerated ones, and its LP gives its objective
+    assert any(np.array_equal(plan.plugged, x) for x in lp.schedules())
+    assert lp.solve(plan.plugged.astype(float)) == pytest.approx(objective, abs=gap_tol(best))
+
+
+def test_brute_force_instances_are_not_trivial():
+    """Most instances are feasible, optima charge, and the schedule matters."""
+    feasible, charging, spreads = 0, 0, []
+    for case in BRUTE_FORCE_CASES:
+        _, _, values = brute_force_case(case)
+        if values:
+            feasible += 1
+            best_x, _ = min(values, key=lambda xv: xv[1])
+            charging += best_x.sum() > 0
+            spreads.append(max(v for _, v in values) - min(v for _, v in values))
+    assert feasible >= 6
+    assert charging >= 3
+    assert min(spreads) > 1e-3
+
+
+def test_brute_force_agrees_on_a_cccv_bound_instance():
+    """Nearly full batteries with a cheap period: only the CC-CV taper limits the charge."""
+    data = PlanInput(
+        period_min=60.0,
+        price_per_kwh=[0.4, 0.01, 0.4],
+        base_load_kw=[5.0, 5.0, 5.0],
+        vehicles=[
+            PlanVehicle(0, soc=0.75, capacity_kwh=6.0, max_power_kw=4.0, knee_soc=0.6),
+            PlanVehicle(1, soc=0.85, capacity_kwh=5.0, max_power_kw=5.0, knee_soc=0.7),
+        ],
+        chargers=[PlanCharger("c0", ports=2)],
+        alpha_utilization=0.01,
+    )
+    best, best_x, _ = ScheduleLP(data).brute_force()
+    plan = solve_fresh(data)
+    assert best_x[:, 1].all()
+    assert plan.terms["objective"] == pytest.approx(best, abs=gap_tol(best))
+    # the taper binds: less than the constant-power energy goes in
+    assert np.all(plan.grid_kwh[:, 1] < np.array([4.0, 5.0]) - 0.1)
+    check_plan(data, plan)
+
+
+# ------------------------------------------------------------------ 2. HiGHS vs GLPK
+@pytest.mark.parametrize("seed", [14, 16, 28, 31])
+def test_highs_and_glpk_agree(seed):
+    rng = np.random.default_rng(seed)
+    data = random_instance(
+        rng, 3, 5, nd=2, site_limit=True, required_p=0.0, stored_energy_price=0.6
+    )
+    highs = solve_fresh(data, EXACT)
+    glpk = solve_fresh(data, EXACT_GLPK)
+    assert highs.status in ("optimal", "feasible") and not highs.fallback, highs.message
+    assert glpk.status in ("optimal", "feasible") and not glpk.fallback, glpk.message
+    a, b = highs.terms["objective"], glpk.terms["objective"]
+    assert a == pytest.approx(b, abs=2 * gap_tol(a))
+    check_plan(data, highs)
+    check_plan(data, glpk)
+
+
+# ------------------------------------------------------------------ 3. constraints
+@pytest.mark.parametrize("seed", [41, 42, 45, 50, 51, 62])
+def test_plan_respects_every_constraint(seed):
+    rng = np.random.default_rng(seed)
+    data = random_instance(
+        rng, 3, 5, nd=seed % 3, site_limit=bool(seed % 2), stored_energy_price=0.6
+    )
+    plan = plan_charging(data, EXACT)
+    assert plan.status in ("optimal", "feasible") and not plan.fallback, plan.message
+    assert plan.plugged.sum() >= 3
+    check_plan(data, plan)
+
+
+def test_plan_respects_every_constraint_on_a_busy_fleet():
+    data = fleet_instance(nv=6, nt=8)
+    plan = plan_charging(data)
+    assert plan.status in ("optimal", "feasible"), plan.message
+    assert plan.plugged.sum() > 0
+    check_plan(data, plan, exact=False)
+
+
+def test_ports_with_failures_and_vehicles_plugged_in_now():
+    """Two ports fail mid-horizon; two vehicles already plugged in keep their ports."""
+    nt = 4
+    data = PlanInput(
+        period_min=30.0,
+        price_per_kwh=[0.05, 0.05, 0.05, 0.05],
+        base_load_kw=[5.0] * nt,
+        vehicles=[
+            PlanVehicle(i, soc=0.3, capacity_kwh=30.0, plugged=i < 2, port=port)
+            for i, port in enumerate([("b", 1), ("a", 0), None, None])
+        ],
+        chargers=[
+            PlanCharger("a", ports=2, available=[True, True, False, True]),
+            PlanCharger("b", ports=2),
+        ],
+        stored_energy_price=0.4,
+        alpha_utilization=0.01,
+    )
+    plan = plan_charging(data, EXACT)
+    check_plan(data, plan)
+    # everyone charges whenever a port is free: 4, 4, 2 (charger a failed), 4
+    assert plan.plugged.sum(axis=0).tolist() == [4, 4, 2, 4]
+    assert plan.ports[0][0] == ("b", 1) and plan.ports[1][0] == ("a", 0)
+    assert all(plan.ports[v][2][0] == "b" for v in range(4) if plan.plugged[v, 2])
+
+
+def test_assign_ports_moves_a_vehicle_only_when_its_port_fails():
+    plugged = np.array([[True, True, True], [True, True, True]])
+    chargers = [PlanCharger("a", ports=1, available=[True, False, True]), PlanCharger("b", 2)]
+    ports = assign_ports(plugged, chargers, [("b", 1), ("a", 0)])
+    assert ports[0] == [("b", 1)] * 3
+    assert ports[1] == [("a", 0), ("b", 0), ("b", 0)]
+    with pytest.raises(ValueError, match="period 1"):
+        assign_ports(np.ones((3, 3), dtype=bool), chargers)
+
+
+# ------------------------------------------------------------------ 4. CC-CV cuts
+CUT_VEHICLES = [
+    (PlanVehicle(0, 0.5, capacity_kwh=10.0, max_power_kw=3.3), 15.0),
+    (PlanVehicle(0, 0.5, capacity_kwh=10.0, max_power_kw=3.3), 60.0),
+    (PlanVehicle(0, 0.5, 5.0, max_power_kw=4.0, knee_soc=0.6, floor_fraction=0.05), 30.0),
+    (PlanVehicle(0, 0.5, 5.0, max_power_kw=4.0, knee_soc=0.6, floor_fraction=0.05), 60.0),
+    (PlanVehicle(0, 0.5, 30.0, max_power_kw=10.0, knee_soc=0.9, max_soc=0.95), 30.0),
+    (PlanVehicle(0, 0.5, 2.0, max_power_kw=6.0, knee_soc=0.5, efficiency=0.85), 15.0),
+    (PlanVehicle(0, 0.5, 80.0, max_power_kw=22.0, knee_soc=0.8, floor_fraction=0.2), 15.0),
+]
+
+
+def vehicle_type(v: PlanVehicle) -> VehicleType:
+    return VehicleType(
+        capacity_kwh=v.capacity_kwh,
+        max_charge_power_kw=v.max_power_kw,
+        charging_efficiency=v.efficiency,
+        min_soc=v.min_soc,
+        max_soc=v.max_soc,
+        cccv_knee_soc=v.knee_soc,
+        cccv_floor_fraction=v.floor_fraction,
+    )
+
+
+def envelope(cuts, energies) -> np.ndarray:
+    a = np.array([c[0] for c in cuts])[:, None]
+    b = np.array([c[1] for c in cuts])[:, None]
+    return np.min(a + b * np.asarray(energies)[None, :], axis=0)
+
+
+def planner_envelope(v: PlanVehicle, period_min: float, energies) -> np.ndarray:
+    """What the model allows: the power bound and the taper cuts."""
+    flat = v.efficiency * v.max_power_kw * period_min / 60.0
+    return np.minimum(flat, envelope(taper_cuts(v, period_min), energies))
+
+
+@pytest.mark.parametrize(("v", "period_min"), CUT_VEHICLES)
+def test_cuts_reproduce_the_sampled_charge_curve(v, period_min):
+    """At the samples the cuts are built from (MAX_CUTS + 1 of them), exactly the curve."""
+    xs, ys = period_charge_curve(vehicle_type(v), period_min, points=MAX_CUTS + 1)
+    np.testing.assert_allclose(envelope(vehicle_cuts(v, period_min), xs), ys, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(planner_envelope(v, period_min, xs), ys, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("v", "period_min"), CUT_VEHICLES)
+def test_cuts_never_promise_more_than_the_battery_takes_and_stay_close(v, period_min):
+    """At 200 start energies of a finer grid: chords of the concave curve lie below it.
+
+    So the plan never counts on more energy than the battery takes in a period (it is
+    conservative), and it undercounts by at most 1.5 % of the capacity.
+    """
+    xs, ys = period_charge_curve(vehicle_type(v), period_min, points=32 * 32 + 1)
+    pick = np.random.default_rng(7).choice(len(xs), size=200, replace=False)
+    xs, ys = np.asarray(xs)[pick], np.asarray(ys)[pick]
+    over = planner_envelope(v, period_min, xs) - ys
+    assert over.max() <= 1e-9, f"cuts allow {over.max():.4f} kWh more than the battery takes"
+    assert over.min() >= -0.015 * v.capacity_kwh, (
+        f"cuts undercount by {-over.min():.4f} kWh at E = {xs[int(np.argmin(over))]:.3f} kWh"
+    )
+
+
+# ------------------------------------------------------------------ 5. fallbacks
+def infeasible(data: PlanInput) -> PlanInput:
+    """Vehicle 0 must hold more than it can charge by the end of period 0."""
+    v0 = replace(data.vehicles[0], required=((10.0, 0.99 * data.vehicles[0].capacity_kwh),))
+    return replace(data, vehicles=[v0, *data.vehicles[1:]])
+
+
+def test_infeasible_without_a_previous_plan_falls_back_to_fcfs():
+    data = infeasible(simple_instance())
+    plan = ChargingPlanner(2, 4).solve(data)
+    assert plan.status == "fcfs" and plan.fallback and plan.message
+    assert plan.plugged.shape == (2, 4) and not plan.plugged.any()
+
+
+@pytest.mark.parametrize("elapsed", [1, 2])
+def test_infeasible_after_a_feasible_plan_shifts_the_previous_plan(elapsed):
+    planner = ChargingPlanner(2, 4, options=EXACT)
+    first = planner.solve(simple_instance())
+    assert first.status == "optimal" and first.plugged.any()
+    assert first.plugged[:, elapsed:].any()  # the shift keeps some charging
+    plan = planner.solve(infeasible(simple_instance()), elapsed_periods=elapsed)
+    assert plan.status == "previous" and plan.fallback and plan.message
+    for name in ("plugged", "grid_kwh", "energy_kwh"):
+        np.testing.assert_array_equal(
+            getattr(plan, name)[:, : 4 - elapsed], getattr(first, name)[:, elapsed:]
+        )
+        assert not getattr(plan, name)[:, 4 - elapsed :].any()
+    check_ports(simple_instance(), plan)
+    # an old plan is shifted once only
+    again = planner.solve(infeasible(simple_instance()), elapsed_periods=1)
+    assert again.status == "fcfs" and again.fallback
+
+
+def test_previous_plan_shifted_past_the_horizon_is_not_used():
+    planner = ChargingPlanner(2, 4, options=EXACT)
+    assert planner.solve(simple_instance()).status == "optimal"
+    plan = planner.solve(infeasible(simple_instance()), elapsed_periods=4)
+    assert plan.status == "fcfs" and plan.fallback
+
+
+def test_previous_plan_that_no_longer_fits_the_ports_does_not_raise():
+    """A charger failed since the last plan: the shifted plan needs more ports than work."""
+    planner = ChargingPlanner(2, 4, options=EXACT)
+    first = planner.solve(simple_instance())
+    assert first.plugged[:, 1].sum() == 2  # both vehicles charge in period 1
+    failed = infeasible(
+        simple_instance(chargers=[PlanCharger("c0", ports=2, available=[False, True, True, True])])
+    )
+    # period 0 of the new plan is period 1 of the old one: two vehicles, no working port
+    plan = planner.solve(failed, elapsed_periods=1)
+    assert plan.fallback and plan.message
+    assert plan.status in ("previous", "fcfs")
+    if plan.status == "previous":
+        check_ports(failed, plan)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        SolverOptions(time_limit_s=1e-3),
+        SolverOptions(solver="glpk", time_limit_s=1e-3, mip_gap=1e-9),
+    ],
+    ids=["highs", "glpk"],
+)
+def test_tiny_time_limit_ends_in_a_flagged_plan_or_a_fallback(options):
+    data = fleet_instance()
+    plan = plan_charging(data, options)
+    assert plan.fallback and plan.message
+    assert plan.status in ("feasible", "previous", "fcfs")
+    assert plan.plugged.shape == (10, 16)
+    if plan.status == "feasible":
+        check_plan(data, plan, exact=False)
+
+
+def test_missing_solver_raises_with_its_name():
+    options = SolverOptions(solver="nonexistent_solver_xyz")
+    with pytest.raises(SolverUnavailableError, match="nonexistent_solver_xyz"):
+        ChargingPlanner(2, 4, options=options)
+    with pytest.raises(SolverUnavailableError, match="nonexistent_solver_xyz"):
+        plan_charging(simple_instance(), options)
+
+
+# ------------------------------------------------------------------ 6. shape errors
+def test_wrong_number_of_vehicles_names_both_shapes():
+    planner = ChargingPlanner(2, 4)
+    three = replace(
+        simple_instance(), vehicles=[*simple_instance().vehicles, PlanVehicle(2, 0.5, 10.0)]
+    )
+    with pytest.raises(ValueError, match=r"3 vehicles x 4 periods.*2 x 4"):
+        planner.solve(three)
+
+
+def test_wrong_number_of_periods_or_demand_charges_names_both():
+    planner = ChargingPlanner(2, 4)
+    with pytest.raises(ValueError, match=r"2 vehicles x 3 periods.*2 x 4"):
+        planner.solve(simple_instance(prices=(0.1, 0.2, 0.3), base_load_kw=[5.0] * 3))
+    with pytest.raises(ValueError, match=r"1 demand charges.*built for 0"):
+        planner.solve(simple_instance(demand_charges=[PlanDemandCharge(1.0)]))
+
+
+# ------------------------------------------------------------------ 7. re-solve
+def changed_prices(data: PlanInput) -> PlanInput:
+    return replace(data, price_per_kwh=[0.45 - p for p in data.price_per_kwh])
+
+
+def changed_coefficients(data: PlanInput) -> PlanInput:
+    """Parameters that sit in constraint coefficients, not just bounds or costs."""
+    nt = data.periods
+    vehicles = [
+        replace(
+            v,
+            efficiency=0.8,
+            max_power_kw=v.max_power_kw * 1.7,
+            knee_soc=0.55,
+            idle_kw=0.6,
+            work_kwh=[1.0] * nt,
+            soc=0.5 * v.max_soc,
+            required=(),
+            plugged=not v.plugged,
+            port=None,
+        )
+        for v in data.vehicles
+    ]
+    charges = [
+        replace(c, in_window=[t % 2 == 0 for t in range(nt)], peak_so_far_kw=0.0)
+        for c in data.demand_charges
+    ]
+    return replace(
+        data,
+        period_min=45.0,
+        vehicles=vehicles,
+        demand_charges=charges,
+        chargers=[PlanCharger("z", ports=2, available=[t != 1 for t in range(nt)])],
+        grid_limit_kw=max(data.base_load_kw) + 4.0,
+        needed_vehicles=[1] * nt,
+        alpha_utilization=0.05,
+        stored_energy_price=0.6,
+    )
+
+
+@pytest.mark.parametrize("change", [changed_prices, changed_coefficients])
+@pytest.mark.parametrize("seed", [31, 39])
+def test_resolving_with_new_parameters_equals_a_fresh_planner(change, seed):
+    rng = np.random.default_rng(seed)
+    first = random_instance(rng, 3, 4, nd=1, site_limit=True, failures=False)
+    second = change(first)
+    planner = ChargingPlanner(3, 4, 1, options=EXACT)
+    a = planner.solve(first)
+    b = planner.solve(second)
+    fresh = solve_fresh(second)
+    for plan in (a, b, fresh):
+        assert plan.status == "optimal" and not plan.fallback, plan.message
+    # the change matters, and the re-solve sees it
+    assert abs(a.terms["objective"] - fresh.terms["objective"]) > 1e-3
+    assert b.terms["objective"] == pytest.approx(
+        fresh.terms["objective"], abs=gap_tol(fresh.terms["objective"])
+    )
+    check_plan(second, b)
+    # and back again
+    c = planner.solve(first)
+    assert c.terms["objective"] == pytest.approx(
+        a.terms["objective"], abs=gap_tol(a.terms["objective"])
+    )
+
+
+# ------------------------------------------------------------------ 8. determinism
+def test_highs_is_deterministic():
+    data = fleet_instance(nv=6, nt=10, seed=5)
+    first = plan_charging(data)
+    second = plan_charging(data)
+    planner = ChargingPlanner(6, 10, 1)
+    third = planner.solve(data)
+    fourth = planner.solve(data)
+    assert first.status in ("optimal", "feasible") and not first.fallback
+    for other in (second, third, fourth):
+        np.testing.assert_array_equal(other.plugged, first.plugged)
+        assert other.terms["objective"] == first.terms["objective"]
+        assert other.status == first.status
