@@ -96,6 +96,9 @@ class Intelligent(FirstComeFirstServed):
         )
         self.period_min = c.period_min
         self.bookings: dict[int, list[Booking]] = {}
+        #: Bookings a vehicle has already been sent to: each is one session, never restarted
+        #: (after reaching its target, standby drain must not start a new one).
+        self._started: set[tuple[int, Booking]] = set()
         self.fcfs_mode = False
         self.replans: list[tuple] = []
         self.overrides: list[tuple] = []
@@ -171,6 +174,8 @@ class Intelligent(FirstComeFirstServed):
         b = self.booking(vehicle)
         if b is None or vehicle.soc >= b.until_soc - 1e-6:
             return None
+        if (vehicle.unique_id, b) in self._started:
+            return None
         charger = self.model.chargers.get(b.charger_id)
         if charger is None or charger.failed:
             return None
@@ -199,6 +204,7 @@ class Intelligent(FirstComeFirstServed):
             return
         if vehicle in self.queue:
             self.queue.remove(vehicle)
+        self._started.add((vehicle.unique_id, b))
         charger = self.model.chargers[b.charger_id]
         free = charger.free_port()
         booked_free = charger.reserved[b.port] is None and charger.occupant[b.port] is None
