@@ -4,7 +4,9 @@ Formulation (vehicles :math:`v`, periods :math:`t = 0..T-1` of length :math:`\De
 demand charges :math:`d`, CC-CV cuts :math:`k`):
 
 Variables: :math:`x_{vt} \in \{0,1\}` plugged in; :math:`g_{vt} \ge 0` grid energy (kWh);
-:math:`E_{vt}` battery energy at the end of period :math:`t` (kWh); :math:`s_{vt} \ge 0`
+:math:`E_{vt}` battery energy at the end of period :math:`t` (kWh; free below, so a forecast
+that drains a battery is priced by the slack :math:`u` rather than making the plan
+infeasible); :math:`s_{vt} \ge 0`
 session start; :math:`u_{vt} \ge 0` shortfall below ``min_soc`` (kWh); :math:`q_t \ge 0`
 service shortfall (vehicles); :math:`P_d \ge 0` peak site power in the charge's window (kW).
 With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugged in now:
@@ -128,7 +130,11 @@ class PlanVehicle:
 
 @dataclass
 class PlanCharger:
-    """A charger: ports, power per port (kW), and its availability per period (None: always)."""
+    """A charger: ports, power per port (kW), and its availability per period (None: always).
+
+    The port power enters the model through each vehicle's ``max_power_kw`` (the smaller of
+    the vehicle's and the ports' limits); ports are assumed interchangeable.
+    """
 
     charger_id: str
     ports: int = 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from agentev.agents.controller import CommandError, TwinState
+from agentev.agents.controller import TwinState
 from agentev.agents.vehicle import VehicleState
 from agentev.optimization.controller import OptimizationController
 from agentev.optimization.planner import Plan
@@ -229,10 +229,10 @@ class Intelligent(FirstComeFirstServed):
         self.request_replan("charger_failure")
 
     def _release(self, vehicle) -> None:
-        try:
-            self.commands.release(vehicle.unique_id)
-        except CommandError:
-            pass  # a lead-acid battery charges to its target once started (chemistry rule)
+        # chemistry rule: a lead-acid battery charges to its target once started
+        if vehicle.battery.lead_acid and vehicle.soc < vehicle.charge_until:
+            return
+        self.commands.release(vehicle.unique_id)
 
     def _record_overrides(self, t: int) -> None:
         period = int(t // self.period_min)
