@@ -101,7 +101,7 @@ def _failing_run(tmp_path_factory, toml: Path, strategy: str) -> Run:
         scenario=toml,
         strategy=strategy,
         rng=11,
-        duration_h=10 if strategy != "intelligent" else 5,
+        duration_h=10 if strategy != "intelligent" else 8,
         charge_threshold=0.6,
     )
 

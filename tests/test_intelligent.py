@@ -66,3 +66,14 @@ def test_oracle_plan_is_cached_and_reused(tmp_path, monkeypatch):
     second = FactoryModel(scenario="light", strategy="oracle", rng=9, duration_h=3)
     assert first.strategy.bookings == second.strategy.bookings
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+
+def test_large_fleet_runs_end_to_end_with_the_hierarchical_planner(tmp_path):
+    from agentev.optimization.hierarchical import HierarchicalPlanner
+
+    model, _ = run_and_write(tmp_path, hours=1.5, scenario="large", strategy="intelligent", rng=2)
+    assert len(model.vehicles) == 500 and model.num_ports == 100
+    assert isinstance(model.strategy.optimizer.planner, HierarchicalPlanner)
+    replans = pd.read_csv(tmp_path / "replans.csv")
+    assert len(replans) >= 2 and set(replans["status"]) <= {"optimal", "feasible"}
+    assert_invariants(tmp_path)

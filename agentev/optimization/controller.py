@@ -14,6 +14,8 @@ How the snapshot becomes a :class:`PlanInput`:
 * a vehicle busy with a task is free to charge from the next period on; a lead-acid vehicle
   that is not plugged in is free only when below its threshold (its chemistry rule);
 * a failed charger is unavailable for the whole horizon;
+* fleets of ``HIERARCHICAL_MIN_VEHICLES`` or more are planned by the two-stage
+  :class:`~agentev.optimization.hierarchical.HierarchicalPlanner`;
 * adaptive weights: the downtime weight is multiplied by ``1 + min(backlog / fleet, 3)``, so it
   rises with the task backlog up to four times its base value.
 """
@@ -29,6 +31,7 @@ import numpy as np
 from agentev.config import ScenarioConfig
 from agentev.forecasting import ArrivalRateForecaster, DemandForecaster, PerfectForecaster
 from agentev.objective import Normalisers, scenario_normalisers
+from agentev.optimization.hierarchical import make_planner
 from agentev.optimization.planner import (
     ChargingPlanner,
     Plan,
@@ -100,11 +103,8 @@ class OptimizationController:
         self.mean_job_min, self.work_kw = _job_profile(model)
         self.types = {v.unique_id: v.vtype for v in model.vehicles}
         self.port_power_kw = min(c.power_kw for c in model.chargers.values())
-        self.planner = ChargingPlanner(
-            len(model.vehicles),
-            self.periods,
-            len(cfg.tariff.demand_charges),
-            options=self.options,
+        self.planner = make_planner(
+            len(model.vehicles), self.periods, len(cfg.tariff.demand_charges), self.options
         )
 
     # ----------------------------------------------------------------- planning

@@ -1,0 +1,340 @@
+r"""Hierarchical decomposition of the charging plan for large fleets.
+
+The per-vehicle MILP (:mod:`agentev.optimization.planner`) has one binary per vehicle and
+period; for hundreds of vehicles it no longer solves within a re-plan interval. The
+decomposition splits it in two:
+
+1. **How many charge** (a small MILP, one integer per period): the fleet as one aggregate
+   battery, :math:`n_t \in \{0..N^{port}_t\}` vehicles plugged in, grid energy
+   :math:`G_t \le n_t \bar P \Delta` and within the site limit, aggregate energy
+   :math:`E_t = E_{t-1} + \eta G_t - W_t (N - n_t)/N - i \Delta n_t`, bounded by the fleet's
+   ``min_soc``/``max_soc`` energies (a soft lower bound), enough charged energy by each
+   period for the vehicles that would otherwise fall below ``min_soc`` (soft), vehicles able
+   to charge
+   :math:`n_t \le A_t` (free in period :math:`t`), session starts
+   :math:`s_t \ge n_t - n_{t-1}`, the service shortfall and the demand charge as in the full
+   model, and the same weighted objective with the stored-energy value.
+2. **Which vehicles, at what power** (a greedy assignment): period by period, vehicles
+   already plugged in stay while the first stage keeps enough places and they are below the
+   CC-CV knee;
+   the remaining places go to free vehicles with the least energy. A vehicle's ``required``
+   energies are not bounds here (only the full model guarantees them): the greedy stage
+   serves the neediest first. Each gets the power its
+   CC-CV cuts allow, scaled down to the first stage's grid energy and the site limit; the
+   vehicle energies follow the same dynamics as the full model. Ports are then assigned by
+   :func:`~agentev.optimization.planner.assign_ports`.
+
+The result is a :class:`~agentev.optimization.planner.Plan` like the full model's, so the
+controller and strategies do not know which planner made it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pyomo.environ as pyo
+
+from agentev.optimization.planner import (
+    SOC_SLACK_PENALTY,
+    WEAR_PER_KWH,
+    ChargingPlanner,
+    Plan,
+    PlanInput,
+    _windows_to_periods,
+    assign_ports,
+)
+from agentev.optimization.solvers import SolverOptions
+
+log = logging.getLogger(__name__)
+
+#: Fleets at least this large are planned hierarchically by the controller.
+HIERARCHICAL_MIN_VEHICLES = 60
+
+
+class HierarchicalPlanner(ChargingPlanner):
+    """Two-stage planner with the interface of :class:`ChargingPlanner` (see module docs)."""
+
+    def __init__(
+        self,
+        num_vehicles: int,
+        periods: int,
+        num_demand_charges: int = 0,
+        options: SolverOptions | None = None,
+    ) -> None:
+        super().__init__(num_vehicles, periods, num_demand_charges, options)
+
+    def _build(self) -> pyo.ConcreteModel:
+        m = pyo.ConcreteModel(name="charging_plan_aggregate")
+        m.T = pyo.RangeSet(0, self.periods - 1)
+        m.D = pyo.Set(initialize=list(range(self.num_demand_charges)))
+        mp = {"mutable": True}
+        m.dt_h = pyo.Param(initialize=0.25, **mp)
+        m.e0 = pyo.Param(initialize=0.0, **mp)
+        m.e_lo = pyo.Param(initialize=0.0, **mp)
+        m.e_hi = pyo.Param(initialize=1.0, **mp)
+        m.eff = pyo.Param(initialize=0.92, **mp)
+        m.pmax = pyo.Param(initialize=3.3, **mp)
+        m.idle = pyo.Param(initialize=0.0, **mp)
+        m.lam = pyo.Param(initialize=0.0, **mp)
+        m.nveh = pyo.Param(initialize=1.0, **mp)
+        m.n0 = pyo.Param(initialize=0.0, **mp)
+        m.able = pyo.Param(m.T, initialize=0.0, **mp)
+        m.deficit = pyo.Param(m.T, initialize=0.0, **mp)
+        m.work = pyo.Param(m.T, initialize=0.0, **mp)
+        m.price = pyo.Param(m.T, initialize=0.0, **mp)
+        m.base = pyo.Param(m.T, initialize=0.0, **mp)
+        m.site_kwh = pyo.Param(m.T, initialize=1e6, **mp)
+        m.ports = pyo.Param(m.T, initialize=0.0, **mp)
+        m.needed = pyo.Param(m.T, initialize=0.0, **mp)
+        m.workers = pyo.Param(m.T, initialize=0.0, **mp)
+        m.rate = pyo.Param(m.D, initialize=0.0, **mp)
+        m.peak0 = pyo.Param(m.D, initialize=0.0, **mp)
+        m.inwin = pyo.Param(m.D, m.T, initialize=0.0, **mp)
+        m.w_e = pyo.Param(initialize=1.0, **mp)
+        m.w_d = pyo.Param(initialize=1.0, **mp)
+        m.w_u = pyo.Param(initialize=1.0, **mp)
+
+        m.n = pyo.Var(m.T, domain=pyo.NonNegativeIntegers)
+        m.G = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.E = pyo.Var(m.T, domain=pyo.Reals)
+        m.s = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.u = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.u_needy = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.q = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.P = pyo.Var(m.D, domain=pyo.NonNegativeReals)
+
+        def prev_e(m, t):
+            return m.e0 if t == 0 else m.E[t - 1]
+
+        def prev_n(m, t):
+            return m.n0 if t == 0 else m.n[t - 1]
+
+        m.port_count = pyo.Constraint(m.T, rule=lambda m, t: m.n[t] <= m.ports[t])
+        m.able_count = pyo.Constraint(m.T, rule=lambda m, t: m.n[t] <= m.able[t])
+        m.power = pyo.Constraint(m.T, rule=lambda m, t: m.G[t] <= m.pmax * m.dt_h * m.n[t])
+        m.site_limit = pyo.Constraint(m.T, rule=lambda m, t: m.G[t] <= m.site_kwh[t])
+        m.dynamics = pyo.Constraint(
+            m.T,
+            rule=lambda m, t: (
+                m.E[t]
+                == prev_e(m, t)
+                + m.eff * m.G[t]
+                - m.work[t] * (m.nveh - m.n[t]) / m.nveh
+                - m.idle * m.dt_h * m.n[t]
+            ),
+        )
+        m.soc_max = pyo.Constraint(m.T, rule=lambda m, t: m.E[t] <= m.e_hi)
+        m.soc_min = pyo.Constraint(m.T, rule=lambda m, t: m.E[t] + m.u[t] >= m.e_lo)
+        m.needy = pyo.Constraint(
+            m.T,
+            rule=lambda m, t: (
+                sum(m.eff * m.G[k] for k in range(t + 1)) + m.u_needy[t] >= m.deficit[t]
+            ),
+        )
+        m.session = pyo.Constraint(m.T, rule=lambda m, t: m.s[t] >= m.n[t] - prev_n(m, t))
+        m.shortfall = pyo.Constraint(
+            m.T, rule=lambda m, t: m.q[t] >= m.needed[t] - m.workers[t] + m.n[t]
+        )
+        m.peak_floor = pyo.Constraint(m.D, rule=lambda m, d: m.P[d] >= m.peak0[d])
+        m.peak = pyo.Constraint(
+            m.D,
+            m.T,
+            rule=lambda m, d, t: m.P[d] >= m.inwin[d, t] * (m.base[t] + m.G[t] / m.dt_h),
+        )
+        last = self.periods - 1
+        m.energy_cost = pyo.Expression(expr=sum(m.price[t] * m.G[t] for t in m.T))
+        m.demand_increment = pyo.Expression(
+            expr=sum(m.rate[d] * (m.P[d] - m.peak0[d]) for d in m.D)
+        )
+        m.stored_value = pyo.Expression(expr=m.lam * (m.E[last] - m.e0))
+        m.shortfall_vh = pyo.Expression(expr=sum(m.q[t] * m.dt_h for t in m.T))
+        m.sessions = pyo.Expression(expr=sum(m.s[t] for t in m.T))
+        m.occupied_port_h = pyo.Expression(expr=sum(m.n[t] * m.dt_h for t in m.T))
+        m.soc_slack = pyo.Expression(expr=sum(m.u[t] + m.u_needy[t] for t in m.T))
+        m.objective = pyo.Objective(
+            expr=m.w_e * (m.energy_cost + m.demand_increment - m.stored_value)
+            + m.w_d * m.shortfall_vh
+            + m.w_u * (m.sessions + m.occupied_port_h)
+            + WEAR_PER_KWH * sum(m.G[t] for t in m.T)
+            + SOC_SLACK_PENALTY * m.soc_slack,
+            sense=pyo.minimize,
+        )
+        return m
+
+    def update(self, data: PlanInput) -> None:
+        """Load the aggregate of a problem into the first-stage model."""
+        if len(data.vehicles) != self.num_vehicles or data.periods != self.periods:
+            raise ValueError(
+                f"plan input has {len(data.vehicles)} vehicles x {data.periods} periods; "
+                f"this planner was built for {self.num_vehicles} x {self.periods}"
+            )
+        m = self.model
+        nt, dt = self.periods, data.period_min
+        dt_h = dt / 60.0
+        vs = data.vehicles
+        self._data = data
+        self._free = np.array([_windows_to_periods(v.free_windows, nt, dt) for v in vs])
+        self._work = np.array(
+            [[v.idle_kw * dt_h] * nt if v.work_kwh is None else list(v.work_kwh) for v in vs]
+        )
+        m.dt_h.set_value(dt_h)
+        m.e0.set_value(sum(v.soc * v.capacity_kwh for v in vs))
+        m.e_lo.set_value(sum(v.min_soc * v.capacity_kwh for v in vs))
+        m.e_hi.set_value(sum(v.max_soc * v.capacity_kwh for v in vs))
+        m.eff.set_value(float(np.mean([v.efficiency for v in vs])))
+        m.pmax.set_value(float(np.mean([v.max_power_kw for v in vs])))
+        m.idle.set_value(float(np.mean([v.idle_kw for v in vs])))
+        m.nveh.set_value(float(len(vs)))
+        m.n0.set_value(float(sum(v.plugged for v in vs)))
+        mean_price = float(np.mean(data.price_per_kwh))
+        stored = mean_price if data.stored_energy_price is None else data.stored_energy_price
+        m.lam.set_value(stored / m.eff.value)
+        m.w_e.set_value(data.alpha_energy / data.energy_norm)
+        m.w_d.set_value(data.alpha_downtime / data.downtime_norm)
+        m.w_u.set_value(data.alpha_utilization / data.utilization_norm)
+        ports = np.zeros(nt)
+        for c in data.chargers:
+            avail = c.available if c.available is not None else [True] * nt
+            ports += np.array([c.ports if a else 0 for a in avail[:nt]], dtype=float)
+        needed = [0.0] * nt if data.needed_vehicles is None else list(data.needed_vehicles)
+        workers = [float(len(vs))] * nt if data.workers is None else list(data.workers)
+        # Energy the vehicles that would fall below min_soc without charging need by each
+        # period's end: the aggregate must deliver it (to the neediest, in the second stage).
+        start = np.array([v.soc * v.capacity_kwh for v in vs])
+        floor = np.array([v.min_soc * v.capacity_kwh for v in vs])
+        projected = start[:, None] - np.cumsum(self._work, axis=1)
+        deficit = np.clip(floor[:, None] - projected, 0.0, None).sum(axis=0)
+        for t in range(nt):
+            m.able[t].set_value(float(self._free[:, t].sum()))
+            m.deficit[t].set_value(float(deficit[t]))
+            m.work[t].set_value(float(self._work[:, t].sum()))
+            m.price[t].set_value(float(data.price_per_kwh[t]))
+            m.base[t].set_value(float(data.base_load_kw[t]))
+            head = (
+                1e6
+                if data.grid_limit_kw is None
+                else max(0.0, data.grid_limit_kw - data.base_load_kw[t]) * dt_h
+            )
+            m.site_kwh[t].set_value(head)
+            m.ports[t].set_value(float(ports[t]))
+            m.needed[t].set_value(float(needed[t]))
+            m.workers[t].set_value(float(workers[t]))
+        for d, charge in enumerate(data.demand_charges):
+            m.rate[d].set_value(charge.rate_per_kw)
+            m.peak0[d].set_value(charge.peak_so_far_kw)
+            win = charge.in_window if charge.in_window is not None else [True] * nt
+            for t in range(nt):
+                m.inwin[d, t].set_value(1.0 if win[t] else 0.0)
+
+    def _extract(self, data: PlanInput, status: str) -> Plan:
+        """Second stage: which vehicles charge in each period, and how much."""
+        m = self.model
+        nv, nt = self.num_vehicles, self.periods
+        dt_h = data.period_min / 60.0
+        counts = [int(round(pyo.value(m.n[t]))) for t in range(nt)]
+        budget = [max(0.0, pyo.value(m.G[t])) for t in range(nt)]
+        vs = data.vehicles
+        cuts = [
+            [c for c in self._cuts(v, data.period_min) if c[1] < -1e-9]
+            or [(v.max_power_kw * dt_h * v.efficiency, 0.0)]
+            for v in vs
+        ]
+        energy = np.array([v.soc * v.capacity_kwh for v in vs])
+        top = np.array([v.max_soc * v.capacity_kwh for v in vs])
+        x = np.zeros((nv, nt), dtype=bool)
+        g = np.zeros((nv, nt))
+        e = np.zeros((nv, nt))
+        plugged = np.array([v.plugged for v in vs])
+        for t in range(nt):
+            free = self._free[:, t].astype(bool) & (energy < top - 1e-6)
+            # sessions continue up to the CC-CV knee (full power); then the place goes to
+            # the neediest vehicle
+            below_knee = energy < np.array([v.knee_soc * v.capacity_kwh for v in vs])
+            stay = [i for i in np.flatnonzero(free & plugged & below_knee)]
+            stay.sort(key=lambda i: energy[i] / vs[i].capacity_kwh)
+            chosen = stay[: counts[t]]
+            rest = [i for i in np.flatnonzero(free & ~plugged)]
+            rest.sort(key=lambda i: (energy[i] / vs[i].capacity_kwh, i))
+            chosen += rest[: counts[t] - len(chosen)]
+            want = {}
+            for i in chosen:
+                v = vs[i]
+                cap = min(
+                    v.max_power_kw * dt_h,
+                    min(a + b * energy[i] for a, b in cuts[i]) / v.efficiency,
+                    (top[i] - energy[i] + self._idle(v, dt_h)) / v.efficiency,
+                )
+                want[i] = max(0.0, cap)
+            total = sum(want.values())
+            scale = min(1.0, budget[t] / total) if total > 0 else 0.0
+            plugged = np.zeros(nv, dtype=bool)
+            for i in chosen:
+                x[i, t] = True
+                plugged[i] = True
+                g[i, t] = want[i] * scale
+            for i, v in enumerate(vs):
+                use = self._idle(v, dt_h) if x[i, t] else self._work[i, t]
+                energy[i] = energy[i] + v.efficiency * g[i, t] - use
+            e[:, t] = energy
+        ports = assign_ports(x, data.chargers, [v.port for v in vs])
+        return Plan(status, x, g, e, ports, plan_terms(data, x, g, e))
+
+    @staticmethod
+    def _idle(v, dt_h: float) -> float:
+        return v.idle_kw * dt_h
+
+
+def plan_terms(data: PlanInput, x: np.ndarray, g: np.ndarray, e: np.ndarray) -> dict:
+    """The full model's objective terms, evaluated on a plan's arrays."""
+    nv, nt = x.shape
+    dt_h = data.period_min / 60.0
+    vs = data.vehicles
+    price = np.asarray(data.price_per_kwh, dtype=float)
+    base = np.asarray(data.base_load_kw, dtype=float)
+    stored = float(price.mean()) if data.stored_energy_price is None else data.stored_energy_price
+    e0 = np.array([v.soc * v.capacity_kwh for v in vs])
+    eff = np.array([v.efficiency for v in vs])
+    floor = np.array([v.min_soc * v.capacity_kwh for v in vs])
+    before = np.concatenate([np.array([[v.plugged] for v in vs]), x[:, :-1]], axis=1)
+    needed = np.zeros(nt) if data.needed_vehicles is None else np.asarray(data.needed_vehicles)
+    workers = np.full(nt, nv) if data.workers is None else np.asarray(data.workers)
+    site = base + g.sum(axis=0) / dt_h
+    demand = 0.0
+    for charge in data.demand_charges:
+        win = np.ones(nt, bool) if charge.in_window is None else np.asarray(charge.in_window)
+        peak = max(charge.peak_so_far_kw, float(site[win].max()) if win.any() else 0.0)
+        demand += charge.rate_per_kw * (peak - charge.peak_so_far_kw)
+    terms = {
+        "energy_cost": float((price * g.sum(axis=0)).sum()),
+        "demand_increment": demand,
+        "stored_value": float((stored / eff * (e[:, -1] - e0)).sum()),
+        "shortfall_vh": float(np.clip(needed - workers + x.sum(axis=0), 0, None).sum() * dt_h),
+        "sessions": float(np.clip(x.astype(int) - before.astype(int), 0, None).sum()),
+        "occupied_port_h": float(x.sum() * dt_h),
+        "soc_slack_kwh": float(np.clip(floor[:, None] - e, 0, None).sum()),
+    }
+    terms["objective"] = (
+        data.alpha_energy
+        / data.energy_norm
+        * (terms["energy_cost"] + terms["demand_increment"] - terms["stored_value"])
+        + data.alpha_downtime / data.downtime_norm * terms["shortfall_vh"]
+        + data.alpha_utilization
+        / data.utilization_norm
+        * (terms["sessions"] + terms["occupied_port_h"])
+        + WEAR_PER_KWH * float(g.sum())
+        + SOC_SLACK_PENALTY * terms["soc_slack_kwh"]
+    )
+    return terms
+
+
+def make_planner(
+    num_vehicles: int, periods: int, num_demand_charges: int, options: SolverOptions
+) -> ChargingPlanner:
+    """The full MILP for small fleets, the hierarchical one from ``HIERARCHICAL_MIN_VEHICLES``."""
+    cls = HierarchicalPlanner if num_vehicles >= HIERARCHICAL_MIN_VEHICLES else ChargingPlanner
+    start = time.perf_counter()
+    planner = cls(num_vehicles, periods, num_demand_charges, options=options)
+    log.debug("%s built in %.3f s", cls.__name__, time.perf_counter() - start)
+    return planner
