@@ -56,15 +56,6 @@ HIERARCHICAL_MIN_VEHICLES = 60
 class HierarchicalPlanner(ChargingPlanner):
     """Two-stage planner with the interface of :class:`ChargingPlanner` (see module docs)."""
 
-    def __init__(
-        self,
-        num_vehicles: int,
-        periods: int,
-        num_demand_charges: int = 0,
-        options: SolverOptions | None = None,
-    ) -> None:
-        super().__init__(num_vehicles, periods, num_demand_charges, options)
-
     def _build(self) -> pyo.ConcreteModel:
         m = pyo.ConcreteModel(name="charging_plan_aggregate")
         m.T = pyo.RangeSet(0, self.periods - 1)
@@ -165,21 +156,15 @@ class HierarchicalPlanner(ChargingPlanner):
 
     def update(self, data: PlanInput) -> None:
         """Load the aggregate of a problem into the first-stage model."""
-        if len(data.vehicles) != self.num_vehicles or data.periods != self.periods:
-            raise ValueError(
-                f"plan input has {len(data.vehicles)} vehicles x {data.periods} periods; "
-                f"this planner was built for {self.num_vehicles} x {self.periods}"
-            )
+        self._check_shape(data)
         m = self.model
         nt, dt = self.periods, data.period_min
         dt_h = dt / 60.0
         vs = data.vehicles
-        self._data = data
         self._free = np.array([_windows_to_periods(v.free_windows, nt, dt) for v in vs])
         self._work = np.array(
             [[v.idle_kw * dt_h] * nt if v.work_kwh is None else list(v.work_kwh) for v in vs]
         )
-        m.dt_h.set_value(dt_h)
         m.e0.set_value(sum(v.soc * v.capacity_kwh for v in vs))
         m.e_lo.set_value(sum(v.min_soc * v.capacity_kwh for v in vs))
         m.e_hi.set_value(sum(v.max_soc * v.capacity_kwh for v in vs))
@@ -188,18 +173,7 @@ class HierarchicalPlanner(ChargingPlanner):
         m.idle.set_value(float(np.mean([v.idle_kw for v in vs])))
         m.nveh.set_value(float(len(vs)))
         m.n0.set_value(float(sum(v.plugged for v in vs)))
-        mean_price = float(np.mean(data.price_per_kwh))
-        stored = mean_price if data.stored_energy_price is None else data.stored_energy_price
-        m.lam.set_value(stored / m.eff.value)
-        m.w_e.set_value(data.alpha_energy / data.energy_norm)
-        m.w_d.set_value(data.alpha_downtime / data.downtime_norm)
-        m.w_u.set_value(data.alpha_utilization / data.utilization_norm)
-        ports = np.zeros(nt)
-        for c in data.chargers:
-            avail = c.available if c.available is not None else [True] * nt
-            ports += np.array([c.ports if a else 0 for a in avail[:nt]], dtype=float)
-        needed = [0.0] * nt if data.needed_vehicles is None else list(data.needed_vehicles)
-        workers = [float(len(vs))] * nt if data.workers is None else list(data.workers)
+        m.lam.set_value(self._load_site(data) / m.eff.value)
         # Energy the vehicles that would fall below min_soc without charging need by each
         # period's end: the aggregate must deliver it (to the neediest, in the second stage).
         start = np.array([v.soc * v.capacity_kwh for v in vs])
@@ -210,23 +184,6 @@ class HierarchicalPlanner(ChargingPlanner):
             m.able[t].set_value(float(self._free[:, t].sum()))
             m.deficit[t].set_value(float(deficit[t]))
             m.work[t].set_value(float(self._work[:, t].sum()))
-            m.price[t].set_value(float(data.price_per_kwh[t]))
-            m.base[t].set_value(float(data.base_load_kw[t]))
-            head = (
-                1e6
-                if data.grid_limit_kw is None
-                else max(0.0, data.grid_limit_kw - data.base_load_kw[t]) * dt_h
-            )
-            m.site_kwh[t].set_value(head)
-            m.ports[t].set_value(float(ports[t]))
-            m.needed[t].set_value(float(needed[t]))
-            m.workers[t].set_value(float(workers[t]))
-        for d, charge in enumerate(data.demand_charges):
-            m.rate[d].set_value(charge.rate_per_kw)
-            m.peak0[d].set_value(charge.peak_so_far_kw)
-            win = charge.in_window if charge.in_window is not None else [True] * nt
-            for t in range(nt):
-                m.inwin[d, t].set_value(1.0 if win[t] else 0.0)
 
     def _extract(self, data: PlanInput, status: str) -> Plan:
         """Second stage: which vehicles charge in each period, and how much."""

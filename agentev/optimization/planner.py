@@ -432,12 +432,8 @@ class ChargingPlanner:
             self._cuts_cache[key] = cuts
         return cuts
 
-    def update(self, data: PlanInput) -> None:
-        """Load a problem into the model's mutable parameters.
-
-        Raises:
-            ValueError: if the problem's shape does not match the planner's.
-        """
+    def _check_shape(self, data: PlanInput) -> None:
+        """Raise ValueError if ``data`` does not fit the model this planner built."""
         if len(data.vehicles) != self.num_vehicles or data.periods != self.periods:
             raise ValueError(
                 f"plan input has {len(data.vehicles)} vehicles x {data.periods} periods; "
@@ -448,12 +444,17 @@ class ChargingPlanner:
                 f"plan input has {len(data.demand_charges)} demand charges; "
                 f"this planner was built for {self.num_demand_charges}"
             )
+
+    def _load_site(self, data: PlanInput) -> float:
+        """Load the period length, weights, site, tariff and demand parameters.
+
+        Shared by every planner model (they name these parameters alike). Returns the value
+        of a stored battery kWh at the grid price (currency/kWh).
+        """
         m = self.model
         nt = self.periods
         dt_h = data.period_min / 60.0
         m.dt_h.set_value(dt_h)
-        mean_price = float(np.mean(data.price_per_kwh)) if nt else 0.0
-        stored_price = mean_price if data.stored_energy_price is None else data.stored_energy_price
         m.w_e.set_value(data.alpha_energy / data.energy_norm)
         m.w_d.set_value(data.alpha_downtime / data.downtime_norm)
         m.w_u.set_value(data.alpha_utilization / data.utilization_norm)
@@ -481,6 +482,20 @@ class ChargingPlanner:
             win = charge.in_window if charge.in_window is not None else [True] * nt
             for t in range(nt):
                 m.inwin[d, t].set_value(1.0 if win[t] else 0.0)
+        mean_price = float(np.mean(data.price_per_kwh)) if nt else 0.0
+        return mean_price if data.stored_energy_price is None else data.stored_energy_price
+
+    def update(self, data: PlanInput) -> None:
+        """Load a problem into the model's mutable parameters.
+
+        Raises:
+            ValueError: if the problem's shape does not match the planner's.
+        """
+        self._check_shape(data)
+        m = self.model
+        nt = self.periods
+        dt_h = data.period_min / 60.0
+        stored_price = self._load_site(data)
         for i, v in enumerate(data.vehicles):
             m.e0[i].set_value(v.soc * v.capacity_kwh)
             m.e_lo[i].set_value(v.min_soc * v.capacity_kwh)
