@@ -104,7 +104,8 @@ class Intelligent(FirstComeFirstServed):
         self.overrides: list[tuple] = []
         self._last_plan_min = -math.inf
         self._stale_pending = False
-        self.optimizer.attach(model)
+        if not self.offline:  # the oracle plans once with its own whole-run planner
+            self.optimizer.attach(model)
 
     # ----------------------------------------------------------------- planning
     def replan(self, trigger: str) -> None:
