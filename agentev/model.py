@@ -213,11 +213,11 @@ class FactoryModel(mesa.Model):
 
     # ----------------------------------------------------------------- dynamics
     def step(self) -> None:
-        """Close the minute just ended, share power for the next, let free vehicles check SoC."""
+        """Close the minute just ended, let the strategy act, share power, check free vehicles."""
         t = int(round(self.time))
         self.recorder.close_step(t)
-        self.power.reallocate(t)
         self.strategy.on_step(t)
+        self.power.reallocate(t)
         needs_charge = self.strategy.needs_charge
         for vehicle in self.vehicles:
             if vehicle.state in FREE_STATES and needs_charge(vehicle):

@@ -15,7 +15,8 @@ say:
 * :math:`N_E` = mean price x fleet capacity / 24 h: the cost of one full charge of the fleet
   per day, per hour (currency/h);
 * :math:`N_D` = 0.1 x fleet size: a tenth of the fleet missing, per hour (vehicle-h/h);
-* :math:`N_U` = fleet size / 8 h: one session per vehicle per shift, per hour.
+* :math:`N_U` = the number of charger ports: every port occupied (or one session per port
+  per hour), per hour.
 
 The planner minimises the same terms over its horizon (:mod:`agentev.optimization.planner`).
 """
@@ -42,7 +43,8 @@ def scenario_normalisers(cfg: ScenarioConfig) -> Normalisers:
     mean_price = sum(prices) / len(prices)
     capacity = sum(vt.capacity_kwh for vt in cfg.vehicle_type_sequence())
     n = cfg.num_vehicles
-    return Normalisers(mean_price * capacity / 24.0, 0.1 * n, n / 8.0)
+    ports = sum(c.ports for c in cfg.layout.chargers[: cfg.num_chargers])
+    return Normalisers(mean_price * capacity / 24.0, 0.1 * n, float(ports))
 
 
 def weighted_objective(

@@ -77,3 +77,54 @@ def test_large_fleet_runs_end_to_end_with_the_hierarchical_planner(tmp_path):
     replans = pd.read_csv(tmp_path / "replans.csv")
     assert len(replans) >= 2 and set(replans["status"]) <= {"optimal", "feasible"}
     assert_invariants(tmp_path)
+
+
+def test_booked_charges_follow_the_plans_power():
+    """A vehicle charging on its booking never draws more than the plan's power for it."""
+    from agentev import FactoryModel
+    from agentev.agents.vehicle import VehicleState
+
+    model = FactoryModel("light", strategy="intelligent", rng=2, duration_h=10)
+    strategy = model.strategy
+    followed = limited = 0
+    while model.time < model.duration_min:
+        model.run_for(1)
+        t = model.time
+        for v in model.vehicles:
+            if v.state is not VehicleState.CHARGING or v.session[5] > t - 1:
+                continue  # setpoints change at minute steps: look from the first full minute
+            planned = strategy.planned_power_kw(v, t)
+            if planned is None or strategy._emergency(v):
+                assert v.power_setpoint_kw is None
+                continue
+            followed += 1
+            assert v.power_setpoint_kw == pytest.approx(planned, abs=1e-12)
+            assert v.grid_kw <= planned + 1e-9
+            limited += planned < v.charger.power_kw - 1e-6
+    assert followed > 50
+    assert limited > 0  # some periods ask for less than the port's power
+
+
+def test_power_setpoint_command_checks_its_input():
+    from agentev import FactoryModel
+    from agentev.agents.controller import CommandError
+    from agentev.agents.vehicle import VehicleState
+
+    model = FactoryModel("light", strategy="fcfs", rng=1, charge_threshold=0.9)
+    commands = model.commands
+    idle = next(v for v in model.vehicles if v.state is not VehicleState.CHARGING)
+    with pytest.raises(CommandError, match="a power setpoint needs a charging vehicle"):
+        commands.set_power(idle.unique_id, 1.0)
+    while not any(v.state is VehicleState.CHARGING for v in model.vehicles):
+        model.run_for(1)
+    v = next(v for v in model.vehicles if v.state is VehicleState.CHARGING)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(CommandError, match="power_kw = .*: must be a finite number >= 0"):
+            commands.set_power(v.unique_id, bad)
+    commands.set_power(v.unique_id, 0.5)
+    model.run_for(1)
+    assert v.grid_kw == pytest.approx(min(0.5, v.charge_power_request_kw()))
+    assert v.grid_kw <= 0.5
+    commands.set_power(v.unique_id, None)
+    model.run_for(1)
+    assert v.power_setpoint_kw is None

@@ -9,6 +9,7 @@ forecasting and optimisation build on it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -136,7 +137,12 @@ class FleetCommands:
         return vehicle
 
     def charge(
-        self, vehicle_id: int, charger_id: str, until_soc: float, port: int | None = None
+        self,
+        vehicle_id: int,
+        charger_id: str,
+        until_soc: float,
+        port: int | None = None,
+        power_kw: float | None = None,
     ) -> None:
         """Send a vehicle to charge at a charger until ``until_soc``.
 
@@ -146,6 +152,8 @@ class FleetCommands:
             until_soc: State of charge at which the charge ends (fraction).
             port: Port to reserve while the vehicle drives there; None to plug into any free
                 port on arrival or queue there.
+            power_kw: Grid-side power limit from the plug-in on (kW); None: none. Later
+                changes go through :meth:`set_power`.
 
         Raises:
             CommandError: unknown ids, a failed charger, a vehicle busy with a task, or a
@@ -170,10 +178,45 @@ class FleetCommands:
             raise CommandError(
                 f"until_soc = {until_soc!r}: must be within [{battery.min_soc}, {battery.max_soc}]"
             )
+        if power_kw is not None:
+            self._check_power(vehicle, power_kw)
         if port is not None:
             charger.reserve(vehicle, port)
         self.issued += 1
-        vehicle.go_charge(charger, until_soc)
+        vehicle.go_charge(charger, until_soc, power_kw)
+
+    def set_power(self, vehicle_id: int, power_kw: float | None) -> None:
+        """Limit a charging vehicle's grid-side power from the next minute on (smart charging).
+
+        Args:
+            vehicle_id: The vehicle; the limit lasts until it unplugs.
+            power_kw: The limit (kW, at least 0); None lifts it. The CC-CV envelope, the port
+                and the site limit still apply below it.
+
+        Raises:
+            CommandError: unknown vehicle, a vehicle not charging, a lead-acid vehicle (its
+                charger follows its own profile) or a negative limit.
+        """
+        vehicle = self._vehicle(vehicle_id)
+        if vehicle.state is not VehicleState.CHARGING:
+            raise CommandError(
+                f"vehicle_id = {vehicle_id}: state {vehicle.state.value!r}; a power setpoint "
+                "needs a charging vehicle"
+            )
+        if power_kw is not None:
+            self._check_power(vehicle, power_kw)
+        self.issued += 1
+        vehicle.power_setpoint_kw = power_kw
+
+    @staticmethod
+    def _check_power(vehicle, power_kw: float) -> None:
+        if vehicle.battery.lead_acid:
+            raise CommandError(
+                f"vehicle_id = {vehicle.unique_id}: a lead-acid battery charges on its "
+                "charger's profile; no power setpoint"
+            )
+        if not (power_kw >= 0.0 and math.isfinite(power_kw)):
+            raise CommandError(f"power_kw = {power_kw!r}: must be a finite number >= 0 or None")
 
     def release(self, vehicle_id: int) -> None:
         """End a vehicle's charge or charging request; it becomes free for work.

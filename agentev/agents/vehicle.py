@@ -89,6 +89,8 @@ class Vehicle(CellAgent):
         self._timer_event = None
         self.consume_kw = vtype.idle_kw
         self.grid_kw = 0.0
+        #: Grid-side power limit set by a charging command (kW); None: none.
+        self.power_setpoint_kw: float | None = None
         self._last = 0.0
         # charging
         self.charger: Charger | None = None
@@ -291,8 +293,12 @@ class Vehicle(CellAgent):
             self.drive_during_need_min = 0.0
         self.model.strategy.request(self)
 
-    def go_charge(self, charger: Charger, until_soc: float) -> None:
-        """Drive to ``charger`` and charge to ``until_soc`` (command interface)."""
+    def go_charge(self, charger: Charger, until_soc: float, power_kw: float | None = None) -> None:
+        """Drive to ``charger`` and charge to ``until_soc`` (command interface).
+
+        ``power_kw`` limits the charging power from the plug-in on (kW; None: no limit).
+        """
+        self.power_setpoint_kw = power_kw
         if self.need_since is None:
             self.need_since = self.model.time
             self.drive_during_need_min = 0.0
@@ -329,8 +335,11 @@ class Vehicle(CellAgent):
         self.schedule_charge_end()
 
     def charge_power_request_kw(self) -> float:
-        """Grid-side power the vehicle can take now: the CC-CV envelope and the port limit."""
-        return min(self.battery.power_limit_kw(), self.charger.power_kw)
+        """Grid-side power the vehicle takes now: CC-CV envelope, port limit and setpoint."""
+        kw = min(self.battery.power_limit_kw(), self.charger.power_kw)
+        if self.power_setpoint_kw is not None:
+            kw = min(kw, self.power_setpoint_kw)
+        return kw
 
     def schedule_charge_end(self) -> None:
         """Schedule the end of the charge if the target is reached within this minute."""
@@ -357,6 +366,7 @@ class Vehicle(CellAgent):
         charger = self.charger
         self.model.power.release(self)
         self.grid_kw = 0.0
+        self.power_setpoint_kw = None
         s = self.session
         now = self.model.time
         if now <= max(s[5], math.floor(now)):
@@ -378,4 +388,5 @@ class Vehicle(CellAgent):
             self.target_charger = None
         self._stop_moving()
         self.need_since = None
+        self.power_setpoint_kw = None
         self._set_state(VehicleState.IDLE)

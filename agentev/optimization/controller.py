@@ -63,6 +63,10 @@ class OptimizationController:
         time_limit_s: Wall-clock safety net per solve (s).
         forecaster: ``"rate"`` (the scenario's expected arrival rate) or ``"perfect"`` (the
             realised task trace, for ablation).
+        soc_reserve: The plan keeps each battery this far above its ``min_soc`` (a soft
+            bound, fraction of capacity): the forecast spreads the work evenly over the
+            fleet, the real work comes in jobs, and a vehicle that drops below its safety
+            margin calls for a charge by itself and makes the plan stale.
     """
 
     def __init__(
@@ -75,15 +79,19 @@ class OptimizationController:
         node_limit: int = 5000,
         time_limit_s: float = 20.0,
         forecaster: str = "rate",
+        soc_reserve: float = 0.05,
     ) -> None:
         self.horizon_h = prediction_horizon
         self.interval_h = optimization_interval
         self.period_min = period_min
         self.periods = max(1, int(round(prediction_horizon * 60 / period_min)))
+        # binary decisions for the periods carried out before the next scheduled re-plan
+        self.binary_periods = max(1, math.ceil(optimization_interval * 60 / period_min - 1e-9))
         self.options = SolverOptions(
             solver=solver, mip_gap=mip_gap, node_limit=node_limit, time_limit_s=time_limit_s
         )
         self.forecaster_name = forecaster
+        self.soc_reserve = soc_reserve
         self.planner: ChargingPlanner | None = None
         self.forecaster: DemandForecaster | None = None
         self.config: ScenarioConfig | None = None
@@ -104,7 +112,11 @@ class OptimizationController:
         self.types = {v.unique_id: v.vtype for v in model.vehicles}
         self.port_power_kw = min(c.power_kw for c in model.chargers.values())
         self.planner = make_planner(
-            len(model.vehicles), self.periods, len(cfg.tariff.demand_charges), self.options
+            len(model.vehicles),
+            self.periods,
+            len(cfg.tariff.demand_charges),
+            self.options,
+            binary_periods=self.binary_periods,
         )
 
     # ----------------------------------------------------------------- planning
@@ -150,6 +162,7 @@ class OptimizationController:
                     max_power_kw=min(vt.max_charge_power_kw, self.port_power_kw),
                     efficiency=vt.charging_efficiency,
                     min_soc=vt.min_soc,
+                    reserve_soc=self.soc_reserve,
                     max_soc=vt.max_soc,
                     knee_soc=vt.cccv_knee_soc,
                     floor_fraction=vt.cccv_floor_fraction,
@@ -173,7 +186,10 @@ class OptimizationController:
         c = cfg.controller
         hours = nt * dt / 60.0
         alpha_d = c.alpha_downtime * (1.0 + min(state.backlog / max(n, 1), BACKLOG_WEIGHT_CAP))
-        mean_price = float(np.mean(self.tariff.hourly_price))
+        # energy left at the horizon's end replaces energy bought in the following hours:
+        # value it at their mean price (a kWh kept into an evening peak is worth more)
+        after = [now + nt * dt + k for k in range(int(nt * dt))]
+        stored_price = float(np.mean([self.tariff.price(int(math.floor(s)) + 1) for s in after]))
         return PlanInput(
             period_min=dt,
             price_per_kwh=price,
@@ -190,7 +206,7 @@ class OptimizationController:
             energy_norm=self.norms.energy_per_h * hours,
             downtime_norm=self.norms.downtime_per_h * hours,
             utilization_norm=self.norms.utilization_per_h * hours,
-            stored_energy_price=mean_price,
+            stored_energy_price=stored_price,
         )
 
     def plan(self, state: TwinState, elapsed_periods: int = 1) -> Plan:

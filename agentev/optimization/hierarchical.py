@@ -7,7 +7,7 @@ decomposition splits it in two:
 1. **How many charge** (a small MILP, one integer per period): the fleet as one aggregate
    battery, :math:`n_t \in \{0..N^{port}_t\}` vehicles plugged in, grid energy
    :math:`G_t \le n_t \bar P \Delta` and within the site limit, aggregate energy
-   :math:`E_t = E_{t-1} + \eta G_t - W_t (N - n_t)/N - i \Delta n_t`, bounded by the fleet's
+   :math:`E_t = E_{t-1} + \eta G_t - W_t` (the fleet's forecast use), bounded by the fleet's
    ``min_soc``/``max_soc`` energies (a soft lower bound), enough charged energy by each
    period for the vehicles that would otherwise fall below ``min_soc`` (soft), vehicles able
    to charge
@@ -37,6 +37,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from agentev.optimization.planner import (
+    RESERVE_PENALTY,
     SOC_SLACK_PENALTY,
     WEAR_PER_KWH,
     ChargingPlanner,
@@ -56,7 +57,11 @@ HIERARCHICAL_MIN_VEHICLES = 60
 class HierarchicalPlanner(ChargingPlanner):
     """Two-stage planner with the interface of :class:`ChargingPlanner` (see module docs)."""
 
-    def _build(self) -> pyo.ConcreteModel:
+    def _static_key(self, data: PlanInput) -> tuple:
+        # every fleet aggregate fits the same model: build once
+        return ()
+
+    def _build(self, data: PlanInput) -> pyo.ConcreteModel:
         m = pyo.ConcreteModel(name="charging_plan_aggregate")
         m.T = pyo.RangeSet(0, self.periods - 1)
         m.D = pyo.Set(initialize=list(range(self.num_demand_charges)))
@@ -67,9 +72,7 @@ class HierarchicalPlanner(ChargingPlanner):
         m.e_hi = pyo.Param(initialize=1.0, **mp)
         m.eff = pyo.Param(initialize=0.92, **mp)
         m.pmax = pyo.Param(initialize=3.3, **mp)
-        m.idle = pyo.Param(initialize=0.0, **mp)
         m.lam = pyo.Param(initialize=0.0, **mp)
-        m.nveh = pyo.Param(initialize=1.0, **mp)
         m.n0 = pyo.Param(initialize=0.0, **mp)
         m.able = pyo.Param(m.T, initialize=0.0, **mp)
         m.deficit = pyo.Param(m.T, initialize=0.0, **mp)
@@ -108,13 +111,7 @@ class HierarchicalPlanner(ChargingPlanner):
         m.site_limit = pyo.Constraint(m.T, rule=lambda m, t: m.G[t] <= m.site_kwh[t])
         m.dynamics = pyo.Constraint(
             m.T,
-            rule=lambda m, t: (
-                m.E[t]
-                == prev_e(m, t)
-                + m.eff * m.G[t]
-                - m.work[t] * (m.nveh - m.n[t]) / m.nveh
-                - m.idle * m.dt_h * m.n[t]
-            ),
+            rule=lambda m, t: m.E[t] == prev_e(m, t) + m.eff * m.G[t] - m.work[t],
         )
         m.soc_max = pyo.Constraint(m.T, rule=lambda m, t: m.E[t] <= m.e_hi)
         m.soc_min = pyo.Constraint(m.T, rule=lambda m, t: m.E[t] + m.u[t] >= m.e_lo)
@@ -140,6 +137,7 @@ class HierarchicalPlanner(ChargingPlanner):
             expr=sum(m.rate[d] * (m.P[d] - m.peak0[d]) for d in m.D)
         )
         m.stored_value = pyo.Expression(expr=m.lam * (m.E[last] - m.e0))
+        m.stored_port_h = pyo.Expression(expr=(m.E[last] - m.e0) / (m.eff * m.pmax))
         m.shortfall_vh = pyo.Expression(expr=sum(m.q[t] * m.dt_h for t in m.T))
         m.sessions = pyo.Expression(expr=sum(m.s[t] for t in m.T))
         m.occupied_port_h = pyo.Expression(expr=sum(m.n[t] * m.dt_h for t in m.T))
@@ -147,7 +145,7 @@ class HierarchicalPlanner(ChargingPlanner):
         m.objective = pyo.Objective(
             expr=m.w_e * (m.energy_cost + m.demand_increment - m.stored_value)
             + m.w_d * m.shortfall_vh
-            + m.w_u * (m.sessions + m.occupied_port_h)
+            + m.w_u * (m.sessions + m.occupied_port_h - m.stored_port_h)
             + WEAR_PER_KWH * sum(m.G[t] for t in m.T)
             + SOC_SLACK_PENALTY * m.soc_slack,
             sense=pyo.minimize,
@@ -157,6 +155,7 @@ class HierarchicalPlanner(ChargingPlanner):
     def update(self, data: PlanInput) -> None:
         """Load the aggregate of a problem into the first-stage model."""
         self._check_shape(data)
+        self._ensure_model(data)
         m = self.model
         nt, dt = self.periods, data.period_min
         dt_h = dt / 60.0
@@ -170,8 +169,6 @@ class HierarchicalPlanner(ChargingPlanner):
         m.e_hi.set_value(sum(v.max_soc * v.capacity_kwh for v in vs))
         m.eff.set_value(float(np.mean([v.efficiency for v in vs])))
         m.pmax.set_value(float(np.mean([v.max_power_kw for v in vs])))
-        m.idle.set_value(float(np.mean([v.idle_kw for v in vs])))
-        m.nveh.set_value(float(len(vs)))
         m.n0.set_value(float(sum(v.plugged for v in vs)))
         m.lam.set_value(self._load_site(data) / m.eff.value)
         # Energy the vehicles that would fall below min_soc without charging need by each
@@ -221,7 +218,7 @@ class HierarchicalPlanner(ChargingPlanner):
                 cap = min(
                     v.max_power_kw * dt_h,
                     min(a + b * energy[i] for a, b in cuts[i]) / v.efficiency,
-                    (top[i] - energy[i] + self._idle(v, dt_h)) / v.efficiency,
+                    (top[i] - energy[i] + self._work[i, t]) / v.efficiency,
                 )
                 want[i] = max(0.0, cap)
             total = sum(want.values())
@@ -232,15 +229,10 @@ class HierarchicalPlanner(ChargingPlanner):
                 plugged[i] = True
                 g[i, t] = want[i] * scale
             for i, v in enumerate(vs):
-                use = self._idle(v, dt_h) if x[i, t] else self._work[i, t]
-                energy[i] = energy[i] + v.efficiency * g[i, t] - use
+                energy[i] = energy[i] + v.efficiency * g[i, t] - self._work[i, t]
             e[:, t] = energy
         ports = assign_ports(x, data.chargers, [v.port for v in vs])
         return Plan(status, x, g, e, ports, plan_terms(data, x, g, e))
-
-    @staticmethod
-    def _idle(v, dt_h: float) -> float:
-        return v.idle_kw * dt_h
 
 
 def plan_terms(data: PlanInput, x: np.ndarray, g: np.ndarray, e: np.ndarray) -> dict:
@@ -253,7 +245,12 @@ def plan_terms(data: PlanInput, x: np.ndarray, g: np.ndarray, e: np.ndarray) -> 
     stored = float(price.mean()) if data.stored_energy_price is None else data.stored_energy_price
     e0 = np.array([v.soc * v.capacity_kwh for v in vs])
     eff = np.array([v.efficiency for v in vs])
+    pmax = np.array([v.max_power_kw for v in vs])
     floor = np.array([v.min_soc * v.capacity_kwh for v in vs])
+    reserve = np.array([min(v.min_soc + v.reserve_soc, v.max_soc) * v.capacity_kwh for v in vs])
+    slack = np.clip(floor[:, None] - e, 0, None)
+    reserve = np.array([min(v.min_soc + v.reserve_soc, v.max_soc) * v.capacity_kwh for v in vs])
+    slack = np.clip(floor[:, None] - e, 0, None)
     before = np.concatenate([np.array([[v.plugged] for v in vs]), x[:, :-1]], axis=1)
     needed = np.zeros(nt) if data.needed_vehicles is None else np.asarray(data.needed_vehicles)
     workers = np.full(nt, nv) if data.workers is None else np.asarray(data.workers)
@@ -267,10 +264,12 @@ def plan_terms(data: PlanInput, x: np.ndarray, g: np.ndarray, e: np.ndarray) -> 
         "energy_cost": float((price * g.sum(axis=0)).sum()),
         "demand_increment": demand,
         "stored_value": float((stored / eff * (e[:, -1] - e0)).sum()),
+        "stored_port_h": float(((e[:, -1] - e0) / (eff * pmax)).sum()),
         "shortfall_vh": float(np.clip(needed - workers + x.sum(axis=0), 0, None).sum() * dt_h),
         "sessions": float(np.clip(x.astype(int) - before.astype(int), 0, None).sum()),
         "occupied_port_h": float(x.sum() * dt_h),
-        "soc_slack_kwh": float(np.clip(floor[:, None] - e, 0, None).sum()),
+        "soc_slack_kwh": float(slack.sum()),
+        "reserve_slack_kwh": float(np.clip(reserve[:, None] - e - slack, 0, None).sum()),
     }
     terms["objective"] = (
         data.alpha_energy
@@ -279,19 +278,30 @@ def plan_terms(data: PlanInput, x: np.ndarray, g: np.ndarray, e: np.ndarray) -> 
         + data.alpha_downtime / data.downtime_norm * terms["shortfall_vh"]
         + data.alpha_utilization
         / data.utilization_norm
-        * (terms["sessions"] + terms["occupied_port_h"])
+        * (terms["sessions"] + terms["occupied_port_h"] - terms["stored_port_h"])
         + WEAR_PER_KWH * float(g.sum())
         + SOC_SLACK_PENALTY * terms["soc_slack_kwh"]
+        + RESERVE_PENALTY * terms["reserve_slack_kwh"]
     )
     return terms
 
 
 def make_planner(
-    num_vehicles: int, periods: int, num_demand_charges: int, options: SolverOptions
+    num_vehicles: int,
+    periods: int,
+    num_demand_charges: int,
+    options: SolverOptions,
+    binary_periods: int | None = None,
 ) -> ChargingPlanner:
-    """The full MILP for small fleets, the hierarchical one from ``HIERARCHICAL_MIN_VEHICLES``."""
+    """The full MILP for small fleets, the hierarchical one from ``HIERARCHICAL_MIN_VEHICLES``.
+
+    ``binary_periods`` (the full MILP's relaxed tail) does not apply to the hierarchical
+    planner, whose first stage has one integer per period.
+    """
     cls = HierarchicalPlanner if num_vehicles >= HIERARCHICAL_MIN_VEHICLES else ChargingPlanner
     start = time.perf_counter()
-    planner = cls(num_vehicles, periods, num_demand_charges, options=options)
+    planner = cls(
+        num_vehicles, periods, num_demand_charges, options=options, binary_periods=binary_periods
+    )
     log.debug("%s built in %.3f s", cls.__name__, time.perf_counter() - start)
     return planner

@@ -3,13 +3,13 @@ r"""The charging planner: a Pyomo MILP over a rolling horizon, built once, re-so
 Formulation (vehicles :math:`v`, periods :math:`t = 0..T-1` of length :math:`\Delta` hours,
 demand charges :math:`d`, CC-CV cuts :math:`k`):
 
-Variables: :math:`x_{vt} \in \{0,1\}` plugged in; :math:`g_{vt} \ge 0` grid energy (kWh);
-:math:`E_{vt}` battery energy at the end of period :math:`t` (kWh; free below, so a forecast
-that drains a battery is priced by the slack :math:`u` rather than making the plan
-infeasible); :math:`s_{vt} \ge 0`
-session start; :math:`u_{vt} \ge 0` shortfall below ``min_soc`` (kWh); :math:`q_t \ge 0`
-service shortfall (vehicles); :math:`P_d \ge 0` peak site power in the charge's window (kW).
-With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugged in now:
+Variables: :math:`x_{vt} \in \{0,1\}` plugged in; :math:`g_{vt} \ge 0` grid energy (kWh),
+:math:`G_t = \sum_v g_{vt}`; :math:`E_{vt}` battery energy at the end of period :math:`t`
+(kWh; free below, so a forecast that drains a battery is priced by the slacks rather than
+making the plan infeasible); :math:`s_{vt} \ge 0` session start; :math:`u_{vt} \ge 0` energy
+below ``min_soc`` and :math:`r_{vt} \ge 0` below the reserve ``min_soc + reserve_soc`` (kWh);
+:math:`q_t \ge 0` service shortfall (vehicles); :math:`P_d \ge 0` peak site power in the
+charge's window (kW). With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugged in now:
 
 .. math::
 
@@ -17,38 +17,58 @@ With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugged in now:
     g_{vt} &\le \bar P_v \Delta\, x_{vt}            &\text{(port and vehicle power)}\\
     \eta_v g_{vt} &\le \alpha_{vk} + \beta_{vk} E_{v,t-1} \;\forall k
                                                     &\text{(CC-CV envelope as concave cuts)}\\
-    E_{vt} &= E_{v,t-1} + \eta_v g_{vt} - c_{vt}(1 - x_{vt}) - i_v \Delta\, x_{vt}
-                                                    &\text{(dynamics; work or standby use)}\\
-    E_{vt} &\le \overline{soc}_v C_v, \quad E_{vt} + u_{vt} \ge \underline{soc}_v C_v\\
+    E_{vt} &= E_{v,t-1} + \eta_v g_{vt} - c_{vt}    &\text{(dynamics; forecast use)}\\
+    E_{vt} &\le \overline{soc}_v C_v, \quad E_{vt} + u_{vt} \ge \underline{soc}_v C_v,
+      \quad E_{vt} + u_{vt} + r_{vt} \ge (\underline{soc}_v + \rho_v) C_v\\
     E_{vt} &\ge R_{vt}                              &\text{(energy required by a time)}\\
     \textstyle\sum_v x_{vt} &\le N^{port}_t         &\text{(ports of working chargers)}\\
-    \textstyle\sum_v g_{vt} &\le (L - B_t)\Delta    &\text{(site connection limit)}\\
+    G_t &\le (L - B_t)\Delta                        &\text{(site connection limit)}\\
     s_{vt} &\ge x_{vt} - x_{v,t-1}\\
     q_t &\ge n_t - W_t + \textstyle\sum_v x_{vt}    &\text{(needed minus able vehicles)}\\
-    P_d &\ge P^0_d, \quad P_d \ge w_{dt}(B_t + \textstyle\sum_v g_{vt}/\Delta)
+    P_d &\ge P^0_d, \quad P_d \ge w_{dt}(B_t + G_t/\Delta)
+
+The forecast use :math:`c_{vt}` does not depend on :math:`x_{vt}`: the forecast work is the
+fleet's, spread evenly over its vehicles, and a vehicle that charges hands its share to the
+others, so the fleet's use is the same whoever charges. (Letting a plugged-in vehicle use only
+standby power made parking on a charger look like saving energy: the plans plugged vehicles
+in to stand there.)
 
 Objective (each term divided by its fixed per-scenario normaliser :math:`N_E, N_D, N_U`):
 
 .. math::
 
-    \min\; & \frac{\alpha_E}{N_E}\Big[\sum_t \pi_t \sum_v g_{vt}
+    \min\; & \frac{\alpha_E}{N_E}\Big[\sum_t \pi_t G_t
         + \sum_d r_d (P_d - P^0_d) - \sum_v \lambda_v (E_{v,T-1} - E^0_v)\Big]
       + \frac{\alpha_D}{N_D} \sum_t q_t \Delta\\
-    & + \frac{\alpha_U}{N_U} \sum_{vt} \big(s_{vt} + x_{vt}\Delta\big)
-      + \omega \sum_{vt} g_{vt} + M \sum_{vt} u_{vt}
+    & + \frac{\alpha_U}{N_U} \Big[\sum_{vt} \big(s_{vt} + x_{vt}\Delta\big)
+        - \sum_v \frac{E_{v,T-1} - E^0_v}{\eta_v \bar P_v}\Big]
+      + \omega \sum_t G_t + M \sum_{vt} u_{vt} + M_r \sum_{vt} r_{vt}
 
 The energy term is the energy cost, plus the demand charge only for increments above the peak
 already reached this billing period (:math:`P^0_d`, a mutable parameter), minus the value of
-the stored energy gained, at the run's mean price per grid kWh (:math:`\lambda_v = \bar\pi /
-\eta_v`): the same adjustment as the metric ``energy_cost_adjusted``, and a terminal value so
-the plan does not stop charging near every horizon end. The downtime term is the service
-shortfall in vehicle-hours (the metric ``service_shortfall_vehicle_h``); the utilisation term
-counts plug-in sessions and occupied port-hours, so chargers are used in few, full sessions.
-Occupied port-hours are the idle occupied port-hours plus the energy charged over the port
-power; the energy is set by the demand, so penalising occupation penalises idle occupation.
-(Penalising the idle form :math:`x\Delta - g/\bar P` directly rewards grid energy in the
-objective and loosens the LP relaxation: HiGHS took 30 to 300 times longer on the same
-instances.) :math:`\omega` is a small battery-wear cost per kWh of throughput.
+the stored energy gained (:math:`\lambda_v = \pi^{after} / \eta_v`, with
+:math:`\pi^{after}` the price the stored energy would otherwise be bought at: the controller
+passes the mean price of the hours after the horizon). This is a terminal value, so the plan
+does not stop charging near every horizon end, and a kWh kept into an evening peak is worth
+the peak price. The downtime term is the service shortfall in vehicle-hours (the metric
+``service_shortfall_vehicle_h``); the utilisation term counts plug-in sessions and occupied
+port-hours, so chargers are used in few, full sessions, and credits the port-hours that the
+stored energy saves later (without that credit a plan never charges ahead of need: the port
+time would be paid now and never earned back). Occupied port-hours are the idle occupied
+port-hours plus the energy charged over the port power; the energy is set by the demand, so
+penalising occupation penalises idle occupation. (Penalising the idle form
+:math:`x\Delta - g/\bar P` directly rewards grid energy in the objective and loosens the LP
+relaxation: HiGHS took 30 to 300 times longer on the same instances.) :math:`\omega` is a
+small battery-wear cost per kWh of throughput; :math:`M \gg M_r` price the two floors.
+
+Relaxed tail (relax-and-fix): with ``binary_periods`` = :math:`B`, only
+:math:`x_{vt}, t < B` are binary; the later periods have :math:`0 \le x_{vt} \le 1`. Only the
+first re-plan interval of a plan is carried out before the next re-plan, so the tail's job is
+to value the state that the first periods leave behind (its LP relaxation is a slightly
+optimistic estimate of the tail's cost). A binary per vehicle and period over a 4 h horizon
+made a light-scenario re-plan 3 to 6 times slower (``benchmarks/bench_planner.py``). In the
+returned plan a relaxed period is rounded: the vehicles with the largest :math:`x_{vt} \ge 0.5`
+are plugged in, at most :math:`N^{port}_t` of them.
 
 Ports are aggregated (one binary per vehicle and period); :func:`assign_ports` then gives
 every session a port, keeping a vehicle on its port while it stays plugged in. This is always
@@ -80,6 +100,8 @@ log = logging.getLogger(__name__)
 
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
+#: Penalty per kWh below ``min_soc + reserve_soc`` (the plan's soft reserve).
+RESERVE_PENALTY = 0.3
 #: Battery-wear cost per kWh of throughput, relative to the normalised terms.
 WEAR_PER_KWH = 1e-4
 MAX_CUTS = 12
@@ -96,6 +118,8 @@ class PlanVehicle:
         max_power_kw: Grid-side charging power limit (kW), vehicle and port.
         efficiency: Charging efficiency (battery kWh per grid kWh).
         min_soc: Lowest allowed state of charge (soft: violations are penalised).
+        reserve_soc: A reserve above ``min_soc`` that the plan keeps when it can (fraction;
+            a kWh below it costs ``RESERVE_PENALTY``, far less than one below ``min_soc``).
         max_soc: Highest allowed state of charge.
         knee_soc: CC-CV knee.
         floor_fraction: CC-CV power at full, as a fraction of ``max_power_kw``.
@@ -117,6 +141,7 @@ class PlanVehicle:
     max_power_kw: float = 3.3
     efficiency: float = 0.92
     min_soc: float = 0.2
+    reserve_soc: float = 0.0
     max_soc: float = 1.0
     knee_soc: float = 0.8
     floor_fraction: float = 0.1
@@ -218,8 +243,10 @@ class Plan:
         grid_kwh: ``[vehicle, period]`` grid energy (kWh).
         energy_kwh: ``[vehicle, period]`` battery energy at the end of the period (kWh).
         ports: Per vehicle, per period, the ``(charger_id, port)`` or None.
-        terms: Objective terms: energy_cost, demand_increment, stored_value, shortfall_vh,
-            sessions, occupied_port_h, soc_slack_kwh, objective.
+        terms: Objective terms of the solved model: energy_cost, demand_increment,
+            stored_value, stored_port_h, shortfall_vh, sessions, occupied_port_h,
+            soc_slack_kwh, reserve_slack_kwh, objective (with a relaxed tail, the tail's
+            terms are those of its relaxation, not of the rounded arrays).
         fallback: True if the solver did not deliver a solution within its limits.
         solve_s: Wall-clock time of update plus solve (s).
         message: Why a fallback happened.
@@ -271,6 +298,8 @@ class ChargingPlanner:
         periods: Periods in the horizon.
         num_demand_charges: Demand charges in every problem.
         options: Solver options.
+        binary_periods: Periods whose plug-in decisions are binary; the later ones are
+            relaxed to [0, 1] (see the module docs). None: every period is binary.
 
     Raises:
         SolverUnavailableError: if the solver is not installed.
@@ -282,39 +311,76 @@ class ChargingPlanner:
         periods: int,
         num_demand_charges: int = 0,
         options: SolverOptions | None = None,
+        binary_periods: int | None = None,
     ) -> None:
         self.options = options or SolverOptions()
         check_available(self.options.solver)
         self.num_vehicles = num_vehicles
         self.periods = periods
+        self.binary_periods = periods if binary_periods is None else min(binary_periods, periods)
+        if self.binary_periods < 1:
+            raise ValueError(f"binary_periods = {binary_periods}: must be at least 1")
         self.num_demand_charges = num_demand_charges
-        self.model = self._build()
+        self.model: pyo.ConcreteModel | None = None  # built by the first update
+        self._model_key: tuple | None = None
         self._solver = None
         self._cuts_cache: dict[tuple, list[tuple[float, float]]] = {}
         self.previous: Plan | None = None
 
     # ----------------------------------------------------------------- model
-    def _build(self) -> pyo.ConcreteModel:
+    def _static_key(self, data: PlanInput) -> tuple:
+        """What :meth:`_build` bakes into the model: the period length and the vehicle types.
+
+        A problem with another key rebuilds the model (a run's fleet keeps its key).
+        """
+        return (data.period_min,) + tuple(
+            (
+                v.capacity_kwh,
+                v.max_power_kw,
+                v.efficiency,
+                v.min_soc,
+                v.reserve_soc,
+                v.max_soc,
+                v.knee_soc,
+                v.floor_fraction,
+                v.idle_kw,
+            )
+            for v in data.vehicles
+        )
+
+    def _ensure_model(self, data: PlanInput) -> None:
+        """Build the model on the first problem, and again only if its static data change."""
+        key = self._static_key(data)
+        if self.model is None or key != self._model_key:
+            self.model = self._build(data)
+            self._model_key = key
+            self._solver = None
+
+    def _build(self, data: PlanInput) -> pyo.ConcreteModel:
+        """The MILP, with the static data (period length, vehicle types) as constants.
+
+        Only what changes between re-plans is a mutable parameter, so a re-plan sends few
+        coefficients to the solver: Pyomo re-evaluates every mutable coefficient on each solve.
+        """
         m = pyo.ConcreteModel(name="charging_plan")
         m.V = pyo.RangeSet(0, self.num_vehicles - 1)
         m.T = pyo.RangeSet(0, self.periods - 1)
-        m.K = pyo.RangeSet(0, MAX_CUTS - 1)
         m.D = pyo.Set(initialize=list(range(self.num_demand_charges)))
+        dt_h = data.period_min / 60.0
+        vs = data.vehicles
+        eff = [v.efficiency for v in vs]
+        cuts = []
+        for v in vs:
+            # Flat cuts (the constant-power part) repeat the power constraint: only the taper
+            # cuts go in.
+            cuts.append([c for c in self._cuts(v, data.period_min) if c[1] < -1e-9])
         mp = {"mutable": True}
-        m.dt_h = pyo.Param(initialize=0.25, **mp)
         m.e0 = pyo.Param(m.V, initialize=0.0, **mp)
-        m.e_lo = pyo.Param(m.V, initialize=0.0, **mp)
-        m.e_hi = pyo.Param(m.V, initialize=1.0, **mp)
-        m.eff = pyo.Param(m.V, initialize=0.92, **mp)
-        m.pmax_kw = pyo.Param(m.V, initialize=3.3, **mp)
-        m.idle_kwh = pyo.Param(m.V, initialize=0.0, **mp)
         m.plugged0 = pyo.Param(m.V, initialize=0.0, **mp)
         m.lam = pyo.Param(m.V, initialize=0.0, **mp)
         m.avail = pyo.Param(m.V, m.T, initialize=1.0, **mp)
         m.work = pyo.Param(m.V, m.T, initialize=0.0, **mp)
         m.req = pyo.Param(m.V, m.T, initialize=0.0, **mp)
-        m.cut_a = pyo.Param(m.V, m.K, initialize=1e3, **mp)
-        m.cut_b = pyo.Param(m.V, m.K, initialize=-1.0, **mp)
         m.price = pyo.Param(m.T, initialize=0.0, **mp)
         m.base = pyo.Param(m.T, initialize=0.0, **mp)
         m.site_kwh = pyo.Param(m.T, initialize=1e6, **mp)
@@ -328,13 +394,19 @@ class ChargingPlanner:
         m.w_d = pyo.Param(initialize=1.0, **mp)
         m.w_u = pyo.Param(initialize=1.0, **mp)
 
-        m.x = pyo.Var(m.V, m.T, domain=pyo.Binary)
+        m.x = pyo.Var(
+            m.V,
+            m.T,
+            domain=lambda m, v, t: pyo.Binary if t < self.binary_periods else pyo.UnitInterval,
+        )
         m.g = pyo.Var(m.V, m.T, domain=pyo.NonNegativeReals)
+        m.G = pyo.Var(m.T, domain=pyo.NonNegativeReals)  # the fleet's grid energy (kWh)
         # E is free below: a forecast that drains a battery is priced by the min_soc slack
         # instead of making the whole fleet's plan infeasible.
         m.E = pyo.Var(m.V, m.T, domain=pyo.Reals)
         m.s = pyo.Var(m.V, m.T, domain=pyo.NonNegativeReals)
         m.u = pyo.Var(m.V, m.T, domain=pyo.NonNegativeReals)
+        m.r = pyo.Var(m.V, m.T, domain=pyo.NonNegativeReals)
         m.q = pyo.Var(m.T, domain=pyo.NonNegativeReals)
         m.P = pyo.Var(m.D, domain=pyo.NonNegativeReals)
 
@@ -346,38 +418,43 @@ class ChargingPlanner:
 
         m.free = pyo.Constraint(m.V, m.T, rule=lambda m, v, t: m.x[v, t] <= m.avail[v, t])
         m.power = pyo.Constraint(
-            m.V, m.T, rule=lambda m, v, t: m.g[v, t] <= m.pmax_kw[v] * m.dt_h * m.x[v, t]
+            m.V, m.T, rule=lambda m, v, t: m.g[v, t] <= vs[v].max_power_kw * dt_h * m.x[v, t]
         )
+        m.VK = pyo.Set(initialize=[(v, k) for v in m.V for k in range(len(cuts[v]))])
         m.cccv = pyo.Constraint(
-            m.V,
+            m.VK,
             m.T,
-            m.K,
-            rule=lambda m, v, t, k: (
-                m.eff[v] * m.g[v, t] <= m.cut_a[v, k] + m.cut_b[v, k] * prev_e(m, v, t)
+            rule=lambda m, v, k, t: (
+                eff[v] * m.g[v, t] <= cuts[v][k][0] + cuts[v][k][1] * prev_e(m, v, t)
             ),
         )
         m.dynamics = pyo.Constraint(
             m.V,
             m.T,
-            rule=lambda m, v, t: (
-                m.E[v, t]
-                == prev_e(m, v, t)
-                + m.eff[v] * m.g[v, t]
-                - m.work[v, t]
-                + (m.work[v, t] - m.idle_kwh[v]) * m.x[v, t]
-            ),
+            rule=lambda m, v, t: m.E[v, t] == prev_e(m, v, t) + eff[v] * m.g[v, t] - m.work[v, t],
         )
-        m.soc_max = pyo.Constraint(m.V, m.T, rule=lambda m, v, t: m.E[v, t] <= m.e_hi[v])
+        m.soc_max = pyo.Constraint(
+            m.V, m.T, rule=lambda m, v, t: m.E[v, t] <= vs[v].max_soc * vs[v].capacity_kwh
+        )
         m.soc_min = pyo.Constraint(
-            m.V, m.T, rule=lambda m, v, t: m.E[v, t] + m.u[v, t] >= m.e_lo[v]
+            m.V,
+            m.T,
+            rule=lambda m, v, t: m.E[v, t] + m.u[v, t] >= vs[v].min_soc * vs[v].capacity_kwh,
+        )
+        m.soc_reserve = pyo.Constraint(
+            m.V,
+            m.T,
+            rule=lambda m, v, t: (
+                m.E[v, t] + m.u[v, t] + m.r[v, t]
+                >= min(vs[v].min_soc + vs[v].reserve_soc, vs[v].max_soc) * vs[v].capacity_kwh
+            ),
         )
         m.required = pyo.Constraint(m.V, m.T, rule=lambda m, v, t: m.E[v, t] >= m.req[v, t])
         m.port_count = pyo.Constraint(
             m.T, rule=lambda m, t: sum(m.x[v, t] for v in m.V) <= m.ports[t]
         )
-        m.site_limit = pyo.Constraint(
-            m.T, rule=lambda m, t: sum(m.g[v, t] for v in m.V) <= m.site_kwh[t]
-        )
+        m.fleet_grid = pyo.Constraint(m.T, rule=lambda m, t: m.G[t] == sum(m.g[v, t] for v in m.V))
+        m.site_limit = pyo.Constraint(m.T, rule=lambda m, t: m.G[t] <= m.site_kwh[t])
         m.session = pyo.Constraint(
             m.V, m.T, rule=lambda m, v, t: m.s[v, t] >= m.x[v, t] - prev_x(m, v, t)
         )
@@ -389,28 +466,31 @@ class ChargingPlanner:
         m.peak = pyo.Constraint(
             m.D,
             m.T,
-            rule=lambda m, d, t: (
-                m.P[d] >= m.inwin[d, t] * (m.base[t] + sum(m.g[v, t] for v in m.V) / m.dt_h)
-            ),
+            rule=lambda m, d, t: m.P[d] >= m.inwin[d, t] * (m.base[t] + m.G[t] / dt_h),
         )
 
         last = self.periods - 1
-        m.energy_cost = pyo.Expression(expr=sum(m.price[t] * m.g[v, t] for v in m.V for t in m.T))
+        m.energy_cost = pyo.Expression(expr=sum(m.price[t] * m.G[t] for t in m.T))
         m.demand_increment = pyo.Expression(
             expr=sum(m.rate[d] * (m.P[d] - m.peak0[d]) for d in m.D)
         )
         m.stored_value = pyo.Expression(expr=sum(m.lam[v] * (m.E[v, last] - m.e0[v]) for v in m.V))
-        m.shortfall_vh = pyo.Expression(expr=sum(m.q[t] * m.dt_h for t in m.T))
+        m.stored_port_h = pyo.Expression(
+            expr=sum((m.E[v, last] - m.e0[v]) / (eff[v] * vs[v].max_power_kw) for v in m.V)
+        )
+        m.shortfall_vh = pyo.Expression(expr=sum(m.q[t] * dt_h for t in m.T))
         m.sessions = pyo.Expression(expr=sum(m.s[v, t] for v in m.V for t in m.T))
-        m.occupied_port_h = pyo.Expression(expr=sum(m.x[v, t] * m.dt_h for v in m.V for t in m.T))
-        m.throughput = pyo.Expression(expr=sum(m.g[v, t] for v in m.V for t in m.T))
+        m.occupied_port_h = pyo.Expression(expr=sum(m.x[v, t] * dt_h for v in m.V for t in m.T))
+        m.throughput = pyo.Expression(expr=sum(m.G[t] for t in m.T))
         m.soc_slack = pyo.Expression(expr=sum(m.u[v, t] for v in m.V for t in m.T))
+        m.reserve_slack = pyo.Expression(expr=sum(m.r[v, t] for v in m.V for t in m.T))
         m.objective = pyo.Objective(
             expr=m.w_e * (m.energy_cost + m.demand_increment - m.stored_value)
             + m.w_d * m.shortfall_vh
-            + m.w_u * (m.sessions + m.occupied_port_h)
+            + m.w_u * (m.sessions + m.occupied_port_h - m.stored_port_h)
             + WEAR_PER_KWH * m.throughput
-            + SOC_SLACK_PENALTY * m.soc_slack,
+            + SOC_SLACK_PENALTY * m.soc_slack
+            + RESERVE_PENALTY * m.reserve_slack,
             sense=pyo.minimize,
         )
         return m
@@ -454,7 +534,8 @@ class ChargingPlanner:
         m = self.model
         nt = self.periods
         dt_h = data.period_min / 60.0
-        m.dt_h.set_value(dt_h)
+        if m.component("dt_h") is not None:  # a constant in the per-vehicle model
+            m.dt_h.set_value(dt_h)
         m.w_e.set_value(data.alpha_energy / data.energy_norm)
         m.w_d.set_value(data.alpha_downtime / data.downtime_norm)
         m.w_u.set_value(data.alpha_utilization / data.utilization_norm)
@@ -492,17 +573,13 @@ class ChargingPlanner:
             ValueError: if the problem's shape does not match the planner's.
         """
         self._check_shape(data)
+        self._ensure_model(data)
         m = self.model
         nt = self.periods
         dt_h = data.period_min / 60.0
         stored_price = self._load_site(data)
         for i, v in enumerate(data.vehicles):
             m.e0[i].set_value(v.soc * v.capacity_kwh)
-            m.e_lo[i].set_value(v.min_soc * v.capacity_kwh)
-            m.e_hi[i].set_value(v.max_soc * v.capacity_kwh)
-            m.eff[i].set_value(v.efficiency)
-            m.pmax_kw[i].set_value(v.max_power_kw)
-            m.idle_kwh[i].set_value(v.idle_kw * dt_h)
             m.plugged0[i].set_value(1.0 if v.plugged else 0.0)
             m.lam[i].set_value(stored_price / v.efficiency)
             free = _windows_to_periods(v.free_windows, nt, data.period_min)
@@ -515,14 +592,6 @@ class ChargingPlanner:
                 m.avail[i, t].set_value(float(free[t]))
                 m.work[i, t].set_value(float(work[t]))
                 m.req[i, t].set_value(float(req[t]))
-            # Flat cuts (the constant-power part) repeat the power constraint: only the taper
-            # cuts go in, and unused slots repeat the steepest one.
-            cuts = [c for c in self._cuts(v, data.period_min) if c[1] < -1e-9]
-            cuts = cuts or [(v.max_power_kw * dt_h * v.efficiency * 2.0, -1.0)]
-            for k in range(MAX_CUTS):
-                a, b = cuts[min(k, len(cuts) - 1)]
-                m.cut_a[i, k].set_value(a)
-                m.cut_b[i, k].set_value(b)
 
     # ----------------------------------------------------------------- solve
     def solve(self, data: PlanInput, elapsed_periods: int = 1) -> Plan:
@@ -594,6 +663,16 @@ class ChargingPlanner:
             # HiGHS prints a warning on stdout for every mutable coefficient updated to zero
             # (e.g. a demand charge outside its window); silence its console output.
             self._solver._solver_model.setOptionValue("output_flag", False)
+            # the model's structure and variable bounds never change after the build: only
+            # the mutable parameters need checking on each re-plan
+            updates = self._solver.config.auto_updates
+            updates.check_for_new_or_removed_constraints = False
+            updates.check_for_new_or_removed_vars = False
+            updates.check_for_new_or_removed_params = False
+            updates.check_for_new_objective = False
+            updates.update_constraints = False
+            updates.update_vars = False
+            updates.update_named_expressions = False
         try:
             result = self._solver.solve(
                 self.model,
@@ -621,22 +700,28 @@ class ChargingPlanner:
     def _extract(self, data: PlanInput, status: str) -> Plan:
         m = self.model
         nv, nt = self.num_vehicles, self.periods
-        x = np.zeros((nv, nt), dtype=bool)
+        xv = np.array([[pyo.value(m.x[v, t]) for t in range(nt)] for v in range(nv)])
+        x = round_plugged(xv, [pyo.value(m.ports[t]) for t in range(nt)])
         g = np.zeros((nv, nt))
         e = np.zeros((nv, nt))
         for v in range(nv):
+            eff = data.vehicles[v].efficiency
             for t in range(nt):
-                x[v, t] = pyo.value(m.x[v, t]) > 0.5
                 g[v, t] = max(0.0, pyo.value(m.g[v, t])) if x[v, t] else 0.0
-                e[v, t] = pyo.value(m.E[v, t])
+                if t < self.binary_periods:
+                    e[v, t] = pyo.value(m.E[v, t])
+                else:  # the rounded tail: energies follow its grid energies
+                    e[v, t] = e[v, t - 1] + eff * g[v, t] - pyo.value(m.work[v, t])
         terms = {
             "energy_cost": pyo.value(m.energy_cost),
             "demand_increment": pyo.value(m.demand_increment),
             "stored_value": pyo.value(m.stored_value),
+            "stored_port_h": pyo.value(m.stored_port_h),
             "shortfall_vh": pyo.value(m.shortfall_vh),
             "sessions": pyo.value(m.sessions),
             "occupied_port_h": pyo.value(m.occupied_port_h),
             "soc_slack_kwh": pyo.value(m.soc_slack),
+            "reserve_slack_kwh": pyo.value(m.reserve_slack),
             "objective": pyo.value(m.objective),
         }
         ports = assign_ports(x, data.chargers, [v.port for v in data.vehicles])
@@ -662,6 +747,21 @@ class ChargingPlanner:
         empty = np.zeros((nv, nt), dtype=bool)
         zeros = np.zeros((nv, nt))
         return Plan("fcfs", empty, zeros, zeros.copy(), [], {}, True, 0.0, message)
+
+
+def round_plugged(x: np.ndarray, ports: Sequence[float]) -> np.ndarray:
+    """Plugged-in booleans from solved ``[vehicle, period]`` values, some of them relaxed.
+
+    In each period the vehicles with ``x >= 0.5`` are plugged in, the largest first, at most
+    ``ports[t]`` of them (binary periods already satisfy this; relaxed ones may not).
+    """
+    out = np.zeros(x.shape, dtype=bool)
+    for t in range(x.shape[1]):
+        order = np.argsort(-x[:, t], kind="stable")
+        cap = int(round(ports[t]))
+        chosen = [v for v in order[:cap] if x[v, t] >= 0.5]
+        out[chosen, t] = True
+    return out
 
 
 def assign_ports(

@@ -43,7 +43,7 @@ class ChargingStrategy(ABC):
         """Room freed at ``charger``: a port is ready, or its queue moved up a place."""
 
     def on_step(self, t: int) -> None:  # noqa: B027 (optional hook)
-        """Called every minute after the step at ``t`` closed the minute."""
+        """Called every minute after the step at ``t`` closed the minute, before power is shared."""
 
     def charger_failed(self, charger: Charger) -> None:  # noqa: B027 (optional hook)
         """A charger failed (its vehicles have already asked again)."""

@@ -6,6 +6,9 @@ its safety margin, a charger failure) the twin controller observes a :class:`Twi
 this strategy turns the plan into bookings: per vehicle, the planned sessions (start, end,
 charger, port, target state of charge). A booked vehicle is sent to its charger one travel
 time before the planned plug-in, as soon as it is free; it is released at the planned end.
+While it charges, its grid power follows the plan: each period's planned grid energy over the
+period length is its power setpoint (lithium-ion only; a lead-acid charger follows its own
+profile), so the site's peaks are the plan's and not every vehicle's full power at once.
 
 The vehicles' own rule (the threshold rule of ``fcfs``) stays as the safety net: a vehicle
 below ``min_soc + SAFETY_MARGIN`` asks for a charge by itself and is served first come first
@@ -96,6 +99,9 @@ class Intelligent(FirstComeFirstServed):
         )
         self.period_min = c.period_min
         self.bookings: dict[int, list[Booking]] = {}
+        self.plan: Plan | None = None
+        self.plan_start_min = 0.0
+        self._index = {v.unique_id: i for i, v in enumerate(model.vehicles)}
         #: Bookings a vehicle has already been sent to: each is one session, never restarted
         #: (after reaching its target, standby drain must not start a new one).
         self._started: set[tuple[int, Booking]] = set()
@@ -135,7 +141,11 @@ class Intelligent(FirstComeFirstServed):
         self.fcfs_mode = plan.status == "fcfs"
         if self.fcfs_mode:
             self.bookings = {}
+            self.plan = None
+            for vehicle in vehicles:
+                self._set_power(vehicle, None)
             return
+        self.plan, self.plan_start_min = plan, start_min
         self.bookings = bookings_from_plan(
             plan,
             start_min,
@@ -147,6 +157,7 @@ class Intelligent(FirstComeFirstServed):
         for vehicle in vehicles:
             if vehicle.state is VehicleState.CHARGING and self.booking(vehicle) is None:
                 self._release(vehicle)
+        self._follow_plan_power(int(math.floor(start_min)))
 
     def request_replan(self, reason: str) -> None:
         """An event made the plan stale: re-plan now, at most every few minutes."""
@@ -212,7 +223,10 @@ class Intelligent(FirstComeFirstServed):
         port = b.port if booked_free else free
         if port is not None and charger.ready_at[port] > self.model.time:
             port = None
-        self.commands.charge(vehicle.unique_id, b.charger_id, b.until_soc, port=port)
+        power = None if vehicle.battery.lead_acid else self.planned_power_kw(vehicle, b.start_min)
+        self.commands.charge(
+            vehicle.unique_id, b.charger_id, b.until_soc, port=port, power_kw=power
+        )
 
     def on_step(self, t: int) -> None:
         """Release charges whose booking ended; record overrides at period starts."""
@@ -224,6 +238,33 @@ class Intelligent(FirstComeFirstServed):
                     self._release(vehicle)
         if (t % self.period_min) < 1e-9:
             self._record_overrides(t)
+        self._follow_plan_power(t)
+
+    def planned_power_kw(self, vehicle, t: float) -> float | None:
+        """The plan's grid power for a vehicle charging on its booking at ``t`` (kW), or None.
+
+        None when the vehicle charges outside a booking (its own safety rule) or the plan
+        does not cover ``t``.
+        """
+        b = self.booking(vehicle)
+        if self.plan is None or b is None or not b.start_min <= t < b.end_min:
+            return None
+        k = int((t - self.plan_start_min) // self.period_min)
+        if not 0 <= k < self.plan.grid_kwh.shape[1]:
+            return None
+        return float(self.plan.grid_kwh[self._index[vehicle.unique_id], k]) * 60.0 / self.period_min
+
+    def _follow_plan_power(self, t: float) -> None:
+        for vehicle in self.model.vehicles:
+            if vehicle.state is VehicleState.CHARGING and not vehicle.battery.lead_acid:
+                kw = None if self._emergency(vehicle) else self.planned_power_kw(vehicle, t)
+                self._set_power(vehicle, kw)
+
+    def _set_power(self, vehicle, kw: float | None) -> None:
+        if vehicle.state is not VehicleState.CHARGING or vehicle.battery.lead_acid:
+            return
+        if vehicle.power_setpoint_kw != kw:
+            self.commands.set_power(vehicle.unique_id, kw)
 
     def charger_failed(self, charger) -> None:
         """A charger failed: the plan is stale."""
