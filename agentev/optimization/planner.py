@@ -98,6 +98,8 @@ from agentev.optimization.solvers import SolverOptions, check_available
 
 log = logging.getLogger(__name__)
 
+#: Version of the formulation; bump it when the model changes (it keys cached oracle plans).
+FORMULATION_VERSION = 2
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
 #: Penalty per kWh below ``min_soc + reserve_soc`` (the plan's soft reserve).

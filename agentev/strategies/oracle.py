@@ -20,7 +20,7 @@ import numpy as np
 import agentev
 from agentev.agents.controller import TwinState
 from agentev.optimization.controller import OptimizationController
-from agentev.optimization.planner import Plan
+from agentev.optimization.planner import FORMULATION_VERSION, Plan
 from agentev.strategies.intelligent import Intelligent
 
 #: The whole-run solve is larger: a looser gap and a longer safety net.
@@ -37,7 +37,15 @@ def cache_dir() -> Path:
 
 
 def _key(model, optimizer: OptimizationController) -> str:
-    text = repr((agentev.__version__, model.config, model.seed, optimizer.options))
+    text = repr(
+        (
+            agentev.__version__,
+            FORMULATION_VERSION,
+            model.config,
+            model.seed,
+            optimizer.options,
+        )
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
