@@ -21,6 +21,18 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def oracle_cache(tmp_path_factory):
+    """Oracle plans are cached in a fresh directory: every test run solves them itself."""
+    old = os.environ.get("AGENTEV_CACHE_DIR")
+    os.environ["AGENTEV_CACHE_DIR"] = str(tmp_path_factory.mktemp("oracle-cache"))
+    yield
+    if old is None:
+        os.environ.pop("AGENTEV_CACHE_DIR", None)
+    else:
+        os.environ["AGENTEV_CACHE_DIR"] = old
+
+
 @dataclass
 class Run:
     """A finished model and the directory its outputs were written to."""
@@ -130,10 +142,11 @@ def light_intelligent(tmp_path_factory) -> Run:
 
 
 @pytest.fixture(scope="session")
-def light_oracle(tmp_path_factory) -> Run:
-    """The whole-run perfect-knowledge plan."""
+def heavy_oracle(tmp_path_factory) -> Run:
+    """The whole-run perfect-knowledge plan (3 h of the heavy scenario: its whole-run MILP
+    solves in a second; longer light runs took minutes, see the oracle's notes)."""
     return _run(
-        tmp_path_factory, "light-oracle", scenario="light", strategy="oracle", rng=42, duration_h=7
+        tmp_path_factory, "heavy-oracle", scenario="heavy", strategy="oracle", rng=42, duration_h=3
     )
 
 
@@ -146,7 +159,7 @@ def failing_chargers_intelligent(tmp_path_factory, failing_chargers_toml) -> Run
     scope="session",
     params=[
         "light_intelligent",
-        "light_oracle",
+        "heavy_oracle",
         "failing_chargers_intelligent",
         "light_fcfs_day",
         "light_uncontrolled_day",
