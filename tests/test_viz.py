@@ -97,7 +97,8 @@ def test_seed_typed_in_the_seed_box_becomes_an_int(app):
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_floor_plan_renders_every_agent_for_each_strategy(app, render, strategy):
-    model = app.FactoryViewModel(strategy=strategy)
+    # a 4 h day: the oracle solves its whole-run plan at construction
+    model = app.FactoryViewModel(strategy=strategy, duration_h=4)
     for _ in range(30):
         model.step()
     renderer = app.make_renderer(model)

@@ -83,6 +83,8 @@ class FactoryViewModel(FactoryModel):
         strategy: Charging strategy name; None keeps the scenario's.
         num_vehicles: Fleet size; None keeps the scenario's.
         num_chargers: Charger sites in use; None keeps the scenario's.
+        duration_h: Simulated time in hours; None keeps the scenario's (the ``oracle``
+            strategy solves its whole-run plan at construction, so it grows with this).
         rng: Seed (int, or its text from the seed box).
     """
 
@@ -93,6 +95,7 @@ class FactoryViewModel(FactoryModel):
         strategy: str | None = None,
         num_vehicles: int | None = None,
         num_chargers: int | None = None,
+        duration_h: float | None = None,
         rng: Any = DEFAULT_SEED,
     ) -> None:
         super().__init__(
@@ -100,6 +103,7 @@ class FactoryViewModel(FactoryModel):
             strategy=strategy,
             num_vehicles=num_vehicles,
             num_chargers=num_chargers,
+            duration_h=duration_h,
             rng=_seed(rng),
         )
         layout = self.layout
