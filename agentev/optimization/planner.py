@@ -94,7 +94,7 @@ import pyomo.environ as pyo
 
 from agentev.battery import concave_cuts, period_charge_curve
 from agentev.config import VehicleType
-from agentev.optimization.solvers import SolverOptions, check_available
+from agentev.optimization.solvers import HIGHS_MIP_OPTIONS, SolverOptions, check_available
 
 log = logging.getLogger(__name__)
 
@@ -681,7 +681,11 @@ class ChargingPlanner:
                 threads=opts.threads,
                 rel_gap=opts.mip_gap,
                 time_limit=opts.time_limit_s,
-                solver_options={"random_seed": opts.seed, "mip_max_nodes": opts.node_limit},
+                solver_options={
+                    "random_seed": opts.seed,
+                    "mip_max_nodes": opts.node_limit,
+                    **HIGHS_MIP_OPTIONS,
+                },
                 raise_exception_on_nonoptimal_result=False,
                 load_solutions=False,
             )
