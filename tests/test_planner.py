@@ -1059,3 +1059,45 @@ def test_a_planner_rebuilds_its_model_only_when_the_fleet_changes():
     assert again.terms["objective"] == pytest.approx(
         solve_fresh(replace(data, vehicles=bigger)).terms["objective"], abs=1e-6
     )
+
+
+@pytest.mark.parametrize("solver", ["highs", "glpk"])
+@pytest.mark.parametrize("block", [1, 3, 8])
+def test_relax_and_fix_gives_a_whole_binary_plan_no_better_than_the_milp(block, solver):
+    data = fleet_instance(nv=6, nt=8)
+    options = replace(EXACT, solver=solver)
+    full = solve_fresh(data, options)
+    planner = ChargingPlanner(
+        6, 8, len(data.demand_charges), options=options, binary_periods=block
+    )
+    plan = planner.solve_relax_and_fix(data)
+    assert plan.status == "optimal" and not plan.fallback, plan.message
+    # every period is binary in the end: the terms follow from the plan's arrays
+    check_plan(data, plan, exact=False)
+    # fixing blocks in turn restricts the MILP: never better than its optimum
+    objective = full.terms["objective"]
+    assert plan.terms["objective"] >= objective - gap_tol(objective)
+    if block >= 8:  # one block: the MILP itself
+        assert plan.terms["objective"] == pytest.approx(objective, abs=gap_tol(objective))
+
+
+def test_after_relax_and_fix_a_planner_solves_rolling_problems_as_a_fresh_one():
+    data = fleet_instance(nv=6, nt=8)
+    planner = ChargingPlanner(6, 8, len(data.demand_charges), options=EXACT, binary_periods=2)
+    planner.solve_relax_and_fix(data)
+    again = planner.solve(changed_prices(data))
+    fresh = ChargingPlanner(
+        6, 8, len(data.demand_charges), options=EXACT, binary_periods=2
+    ).solve(changed_prices(data))
+    assert again.terms["objective"] == pytest.approx(fresh.terms["objective"], abs=1e-6)
+    assert not any(planner.model.x[v, t].fixed for v in range(6) for t in range(8))
+
+
+def test_relax_and_fix_on_an_infeasible_instance_falls_back_and_restores_the_model():
+    data = infeasible(simple_instance())
+    planner = ChargingPlanner(
+        len(data.vehicles), data.periods, len(data.demand_charges), binary_periods=1
+    )
+    plan = planner.solve_relax_and_fix(data)
+    assert plan.status == "fcfs" and plan.fallback and plan.message
+    assert not any(var.fixed for var in planner.model.x.values())

@@ -80,6 +80,7 @@ class OptimizationController:
         time_limit_s: float = 20.0,
         forecaster: str = "rate",
         soc_reserve: float = 0.05,
+        sub_mip_heuristics: bool = False,
     ) -> None:
         self.horizon_h = prediction_horizon
         self.interval_h = optimization_interval
@@ -88,7 +89,11 @@ class OptimizationController:
         # binary decisions for the periods carried out before the next scheduled re-plan
         self.binary_periods = max(1, math.ceil(optimization_interval * 60 / period_min - 1e-9))
         self.options = SolverOptions(
-            solver=solver, mip_gap=mip_gap, node_limit=node_limit, time_limit_s=time_limit_s
+            solver=solver,
+            mip_gap=mip_gap,
+            node_limit=node_limit,
+            time_limit_s=time_limit_s,
+            sub_mip_heuristics=sub_mip_heuristics,
         )
         self.forecaster_name = forecaster
         self.soc_reserve = soc_reserve
@@ -209,11 +214,22 @@ class OptimizationController:
             stored_energy_price=stored_price,
         )
 
-    def plan(self, state: TwinState, elapsed_periods: int = 1) -> Plan:
-        """Solve the plan for ``state`` (the planner is built once and re-used)."""
+    def plan(self, state: TwinState, elapsed_periods: int = 1, relax_and_fix: bool = False) -> Plan:
+        """Solve the plan for ``state`` (the planner is built once and re-used).
+
+        Args:
+            state: The twin's snapshot.
+            elapsed_periods: Periods since the previous plan (for the shifted fallback).
+            relax_and_fix: Make every period binary, one re-plan interval at a time
+                (:meth:`ChargingPlanner.solve_relax_and_fix`), for a whole-run plan. The
+                hierarchical planner of large fleets solves its whole horizon at once.
+        """
         start = time.perf_counter()
         data = self.plan_input(state)
-        plan = self.planner.solve(data, elapsed_periods=elapsed_periods)
+        if relax_and_fix and isinstance(self.planner, ChargingPlanner):
+            plan = self.planner.solve_relax_and_fix(data)
+        else:
+            plan = self.planner.solve(data, elapsed_periods=elapsed_periods)
         plan.solve_s = time.perf_counter() - start
         return plan
 

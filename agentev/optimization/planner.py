@@ -99,7 +99,7 @@ from agentev.optimization.solvers import HIGHS_MIP_OPTIONS, SolverOptions, check
 log = logging.getLogger(__name__)
 
 #: Version of the formulation; bump it when the model changes (it keys cached oracle plans).
-FORMULATION_VERSION = 2
+FORMULATION_VERSION = 3
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
 #: Penalty per kWh below ``min_soc + reserve_soc`` (the plan's soft reserve).
@@ -619,6 +619,70 @@ class ChargingPlanner:
             self.previous = plan
         return plan
 
+    def solve_relax_and_fix(self, data: PlanInput) -> Plan:
+        """Solve the whole horizon block by block, every period binary in the end.
+
+        Relax-and-fix: the first ``binary_periods`` are binary and the rest relaxed; after
+        each solve that block is fixed at its values and the next block becomes binary, until
+        the last. Every solve sees the whole horizon (the fixed past and the relaxed future),
+        so a block is planned for what follows it. Used for a whole-run plan (the
+        ``oracle``), too large to solve as one MILP. If a block's solve fails, the plan of
+        the previous block (its relaxed tail rounded) is returned, flagged; if the first
+        fails, the usual fallback.
+        """
+        start = time.perf_counter()
+        self.update(data)
+        m, nv, nt, block = self.model, self.num_vehicles, self.periods, self.binary_periods
+        plan: Plan | None = None
+        message = ""
+        try:
+            for k in range(0, nt, block):
+                if k > 0:
+                    changed = []
+                    for v in range(nv):
+                        for t in range(k - block, k):
+                            m.x[v, t].fix(float(round(pyo.value(m.x[v, t]))))
+                            changed.append(m.x[v, t])
+                        for t in range(k, min(nt, k + block)):
+                            m.x[v, t].domain = pyo.Binary
+                            changed.append(m.x[v, t])
+                    if self._solver is not None:
+                        self._solver.update_variables(changed)
+                status, msg = self._run_solver()
+                if status not in ("optimal", "feasible"):
+                    message = f"relax-and-fix block at period {k}: {msg}"
+                    break
+                message = message or msg
+                self.binary_periods = min(nt, k + block)
+                plan = self._extract(data, status)
+                self.binary_periods = block
+        finally:
+            self.binary_periods = block
+            self._restore_domains()
+        if plan is None:
+            log.warning("charging plan: %s; falling back", message)
+            plan = self._fallback(data, message, 1)
+        else:
+            plan.fallback = bool(message)
+            plan.message = message
+            if message:
+                log.warning("charging plan: %s", message)
+        plan.solve_s = time.perf_counter() - start
+        return plan
+
+    def _restore_domains(self) -> None:
+        """Undo relax-and-fix: the first ``binary_periods`` binary, the rest relaxed."""
+        m = self.model
+        changed = []
+        for v in range(self.num_vehicles):
+            for t in range(self.periods):
+                var = m.x[v, t]
+                var.unfix()
+                var.domain = pyo.Binary if t < self.binary_periods else pyo.UnitInterval
+                changed.append(var)
+        if self._solver is not None:
+            self._solver.update_variables(changed)
+
     def _run_solver(self) -> tuple[str, str]:
         """Return ``(status, fallback message)``; status optimal, feasible or failed."""
         opts = self.options
@@ -684,7 +748,7 @@ class ChargingPlanner:
                 solver_options={
                     "random_seed": opts.seed,
                     "mip_max_nodes": opts.node_limit,
-                    **HIGHS_MIP_OPTIONS,
+                    **({} if opts.sub_mip_heuristics else HIGHS_MIP_OPTIONS),
                 },
                 raise_exception_on_nonoptimal_result=False,
                 load_solutions=False,

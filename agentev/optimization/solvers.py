@@ -25,10 +25,11 @@ INSTALL_HINTS = {
 }
 
 
-#: HiGHS options for every charging plan. The sub-MIP heuristics (RINS, RENS, root
-#: reduced-cost fixing) took 85 to 90 % of the slowest re-plans of a light day (2.25 s of
-#: 2.6 s in one): with them off, 43 re-plans of light seed 1 went from a median of 174 ms and
-#: a p95 of 920 ms to 118 ms and 588 ms, every objective within the 1 % gap of the default's.
+#: HiGHS options for a charging plan unless ``sub_mip_heuristics`` is set. The sub-MIP
+#: heuristics (RINS, RENS, root reduced-cost fixing) took 85 to 90 % of the slowest re-plans
+#: of a light day (2.25 s of 2.6 s in one): with them off, 43 re-plans of light seed 1 went
+#: from a median of 174 ms and a p95 of 920 ms to 118 ms and 588 ms, every objective within
+#: the 1 % gap of the default's.
 HIGHS_MIP_OPTIONS: dict[str, bool] = {
     "mip_heuristic_run_rins": False,
     "mip_heuristic_run_rens": False,
@@ -51,6 +52,10 @@ class SolverOptions:
         time_limit_s: Wall-clock safety net (s); hitting it counts as a fallback.
         threads: Solver threads (1 for deterministic research runs).
         seed: Solver random seed.
+        sub_mip_heuristics: Keep HiGHS's sub-MIP heuristics (RINS, RENS, root reduced
+            cost). Off by default: they dominate the time of a rolling re-plan (see
+            ``HIGHS_MIP_OPTIONS``); a whole-day plan (the ``oracle``) finds better
+            incumbents with them.
     """
 
     solver: str = "highs"
@@ -59,6 +64,7 @@ class SolverOptions:
     time_limit_s: float = 20.0
     threads: int = 1
     seed: int = 0
+    sub_mip_heuristics: bool = False
 
 
 def check_available(name: str) -> None:

@@ -1,8 +1,12 @@
 """``oracle``: one whole-run plan with perfect knowledge of the task trace.
 
-The planner solves the whole run at once (every period of the run, the realised task demand
-of the run's trace as its forecast), and the plan is executed in the simulator with the same
-seed, with the same booking mechanics and safety net as ``intelligent`` but no re-planning.
+The planner solves the whole run (every period of the run, the realised task demand of the
+run's trace as its forecast) by relax-and-fix: the whole-run MILP, with every period's
+plug-in decisions binary, is too large to solve in one piece (a light day stopped at a 300 s
+limit with a worse plan than the rolling controller's), so blocks of ``ORACLE_BLOCK_H`` hours
+are made binary and fixed in turn, each solve seeing the whole run. The plan is executed in
+the simulator with the same seed, with the same booking mechanics and safety net as
+``intelligent`` but no re-planning.
 Its weighted objective is the reference of ``gap_to_offline_optimum``. The plan depends only
 on the scenario, the seed and the solver options, so it is solved once and cached in memory
 and on disk (``$AGENTEV_CACHE_DIR``, default ``~/.cache/agentev/oracle``).
@@ -23,9 +27,12 @@ from agentev.optimization.controller import OptimizationController
 from agentev.optimization.planner import FORMULATION_VERSION, Plan
 from agentev.strategies.intelligent import Intelligent
 
-#: The whole-run solve is larger: a looser gap and a longer safety net.
+#: Each relax-and-fix block's solve: the gap, and a longer safety net than a re-plan's.
 ORACLE_MIP_GAP = 0.01
-ORACLE_TIME_LIMIT_S = 300.0
+ORACLE_TIME_LIMIT_S = 120.0
+#: Relax-and-fix block length (hours): 2 h took 25 s on a light day (8 vehicles x 96
+#: periods), with a plan objective 3 % below 4 h blocks' and 11 % below 1 h blocks' at 2 % gap.
+ORACLE_BLOCK_H = 2.0
 
 _MEMO: dict[str, Plan] = {}
 
@@ -44,6 +51,7 @@ def _key(model, optimizer: OptimizationController) -> str:
             model.config,
             model.seed,
             optimizer.options,
+            optimizer.binary_periods,
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -101,12 +109,13 @@ class Oracle(Intelligent):
         c = model.config.controller
         whole = OptimizationController(
             prediction_horizon=model.duration_min / 60.0,
-            optimization_interval=model.duration_min / 60.0,
+            optimization_interval=min(ORACLE_BLOCK_H, model.duration_min / 60.0),
             period_min=c.period_min,
             solver=c.solver,
             mip_gap=ORACLE_MIP_GAP,
             time_limit_s=ORACLE_TIME_LIMIT_S,
             forecaster="perfect",
+            sub_mip_heuristics=True,
         )
         key = _key(model, whole)
         plan = _MEMO.get(key)
@@ -115,7 +124,7 @@ class Oracle(Intelligent):
             plan = _load(path)
         if plan is None:
             whole.attach(model)
-            plan = whole.plan(TwinState.observe(model))
+            plan = whole.plan(TwinState.observe(model), relax_and_fix=True)
             if plan.status in ("optimal", "feasible"):
                 _store(path, plan)
         _MEMO[key] = plan
