@@ -11,7 +11,8 @@ excluding zero), gap to the oracle under 5 %.
 Usage: ``python benchmarks/bench_quality.py [--scenarios light,heavy] [--seeds 30]
 [--strategies fcfs,intelligent,oracle] [--workers 2]``; the strategies may include the
 breakdown variants ``intelligent-perfect`` and ``intelligent-24h`` (the oracle solves a
-whole-day MILP per seed, minutes each; leave it out with ``--strategies fcfs,intelligent``).
+whole-day plan per seed by relax-and-fix, about 40 s on light; leave it out with
+``--strategies fcfs,intelligent``).
 """
 
 from __future__ import annotations

@@ -64,8 +64,65 @@ def test_oracle_plan_is_cached_and_reused(tmp_path, monkeypatch):
     assert len(files) == 1
     monkeypatch.setattr(oracle, "_MEMO", {})
     second = FactoryModel(scenario="light", strategy="oracle", rng=9, duration_h=3)
-    assert first.strategy.bookings == second.strategy.bookings
+    for name in ("plugged", "grid_kwh", "energy_kwh"):
+        assert (getattr(first.strategy.plan, name) == getattr(second.strategy.plan, name)).all()
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+
+def test_oracle_dispatches_the_plans_count_to_the_neediest_at_the_plans_power(tmp_path):
+    from agentev import FactoryModel
+    from agentev.agents.vehicle import FREE_STATES, VehicleState
+    from agentev.scenario import SCENARIO_DIR
+
+    # batteries start low, so that a short run's plan charges (a full fleet charges nothing)
+    light = (SCENARIO_DIR / "light.toml").read_text()
+    low = light.replace("initial_soc_min = 0.5", "initial_soc_min = 0.3")
+    low = low.replace("initial_soc_max = 1.0", "initial_soc_max = 0.5")
+    assert low.count("0.3") > light.count("0.3") and "initial_soc_max = 0.5" in low
+    (tmp_path / "low.toml").write_text(low)
+    model = FactoryModel(
+        str(tmp_path / "low.toml"), strategy="oracle", rng=5, duration_h=4, num_vehicles=4
+    )
+    strategy = model.strategy
+    plan = strategy.plan
+    charging = (VehicleState.CHARGING, VehicleState.TO_CHARGER, VehicleState.QUEUED)
+    dispatch = strategy._dispatch
+    seen = {"periods": 0, "sent": 0, "followed": 0}
+
+    def checked(t, k):
+        before = {v.unique_id: (v.state, v.soc) for v in model.vehicles}
+        dispatch(t, k)
+        chosen = strategy.dispatched
+        n_k = int(plan.plugged[:, k].sum()) if k < plan.plugged.shape[1] else 0
+        assert len(chosen) <= n_k
+        if n_k:
+            power = plan.grid_kwh[:, k].sum() / n_k * 60.0 / strategy.period_min
+            assert all(p == pytest.approx(power, abs=1e-12) for p in chosen.values())
+        # sessions under way go first; among free vehicles, the lowest state of charge
+        was_charging = [i for i, (st, soc) in before.items() if st in charging and soc < 0.999]
+        if len(chosen) < n_k or len(was_charging) < len(chosen):
+            assert set(was_charging) <= set(chosen) or len(was_charging) > n_k
+        new = [i for i in chosen if before[i][0] in FREE_STATES]
+        left = [
+            soc
+            for i, (st, soc) in before.items()
+            if st in FREE_STATES and i not in chosen and soc < 0.999
+        ]
+        if new and left and len(chosen) == n_k:
+            assert max(before[i][1] for i in new) <= min(left) + 1e-12
+        seen["periods"] += 1
+        seen["sent"] += len(new)
+
+    strategy._dispatch = checked
+    while model.time < model.duration_min:
+        model.run_for(1)
+        for v in model.vehicles:
+            if v.state is VehicleState.CHARGING and v.unique_id in strategy.dispatched:
+                if not strategy._emergency(v) and v.session[5] <= model.time - 1:
+                    assert v.power_setpoint_kw == strategy.dispatched[v.unique_id]
+                    seen["followed"] += 1
+    assert seen["periods"] == 17  # 16 periods, and the end of the run (nothing planned)
+    assert seen["sent"] > 0 and seen["followed"] > 0
 
 
 def test_large_fleet_runs_end_to_end_with_the_hierarchical_planner(tmp_path):

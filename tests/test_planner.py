@@ -1067,9 +1067,7 @@ def test_relax_and_fix_gives_a_whole_binary_plan_no_better_than_the_milp(block, 
     data = fleet_instance(nv=6, nt=8)
     options = replace(EXACT, solver=solver)
     full = solve_fresh(data, options)
-    planner = ChargingPlanner(
-        6, 8, len(data.demand_charges), options=options, binary_periods=block
-    )
+    planner = ChargingPlanner(6, 8, len(data.demand_charges), options=options, binary_periods=block)
     plan = planner.solve_relax_and_fix(data)
     assert plan.status == "optimal" and not plan.fallback, plan.message
     # every period is binary in the end: the terms follow from the plan's arrays
@@ -1086,9 +1084,9 @@ def test_after_relax_and_fix_a_planner_solves_rolling_problems_as_a_fresh_one():
     planner = ChargingPlanner(6, 8, len(data.demand_charges), options=EXACT, binary_periods=2)
     planner.solve_relax_and_fix(data)
     again = planner.solve(changed_prices(data))
-    fresh = ChargingPlanner(
-        6, 8, len(data.demand_charges), options=EXACT, binary_periods=2
-    ).solve(changed_prices(data))
+    fresh = ChargingPlanner(6, 8, len(data.demand_charges), options=EXACT, binary_periods=2).solve(
+        changed_prices(data)
+    )
     assert again.terms["objective"] == pytest.approx(fresh.terms["objective"], abs=1e-6)
     assert not any(planner.model.x[v, t].fixed for v in range(6) for t in range(8))
 

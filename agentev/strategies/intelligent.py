@@ -276,6 +276,11 @@ class Intelligent(FirstComeFirstServed):
             return
         self.commands.release(vehicle.unique_id)
 
+    def planned_now(self, vehicle, t: float) -> bool:
+        """Whether the plan has the vehicle charging at ``t``."""
+        b = self.booking(vehicle)
+        return b is not None and b.start_min <= t < b.end_min
+
     def _record_overrides(self, t: int) -> None:
         period = int(t // self.period_min)
         for vehicle in self.model.vehicles:
@@ -283,8 +288,7 @@ class Intelligent(FirstComeFirstServed):
             rule = vehicle.soc < self.threshold or (
                 charging and vehicle.soc < vehicle.battery.max_soc - 1e-9
             )
-            b = self.booking(vehicle)
-            planned = b is not None and b.start_min <= t < b.end_min
+            planned = self.planned_now(vehicle, t)
             if planned == rule:
                 continue
             if planned:
