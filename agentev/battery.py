@@ -147,6 +147,21 @@ def period_charge_curve(
     return starts, charged
 
 
+def charge_minutes(vtype: VehicleType, soc: float, target_soc: float, port_kw: float) -> int:
+    """Whole minutes a charge from ``soc`` to ``target_soc`` takes on a port of ``port_kw``.
+
+    Charged as the model charges (the grid-side power set each minute from the CC-CV
+    envelope, capped by the port), standby consumption left out; at most a day.
+    """
+    battery = Battery(vtype, min(max(soc, 0.0), vtype.max_soc))
+    top = min(target_soc, vtype.max_soc) * vtype.capacity_kwh - 1e-9
+    minutes = 0
+    while battery.energy_kwh < top and minutes < 1440:
+        battery.integrate(min(port_kw, battery.power_limit_kw()), 0.0, 1.0)
+        minutes += 1
+    return minutes
+
+
 def concave_cuts(xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
     """Lines ``y <= a + b x`` whose minimum is the upper concave hull of the points.
 

@@ -86,6 +86,12 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "replans": ("count", "charging plans solved by the twin controller"),
     "solver_fallbacks": ("count", "plans not delivered by the solver within its limits"),
     "overrides": ("count", "(vehicle, period) pairs where the plan overrode the vehicle's rule"),
+    "messages_sent": ("count", "negotiation messages sent (lines of messages.jsonl)"),
+    "negotiation_rounds_per_charge": (
+        "1",
+        "calls-for-proposals rounds (vehicle, request, round) per charging session started",
+    ),
+    "rejected_proposals": ("count", "accepted proposals the charger rejected (slot taken)"),
 }
 #: Present only when the run's offline optimum (the ``oracle`` run) is known.
 GAP_DEFINITION = (
@@ -107,6 +113,7 @@ def compute_metrics(
     replans: pd.DataFrame | None = None,
     overrides: pd.DataFrame | None = None,
     oracle_objective: float | None = None,
+    messages: pd.DataFrame | None = None,
 ) -> dict[str, Metric]:
     """Compute every metric of a run from its log.
 
@@ -127,6 +134,7 @@ def compute_metrics(
         overrides: The plan's overrides (``overrides.csv``), if any.
         oracle_objective: The oracle run's ``weighted_objective``; adds
             ``gap_to_offline_optimum``.
+        messages: The negotiation messages (``messages.jsonl``), if any.
 
     Returns:
         Metric name to :class:`Metric`, in the order of :data:`DEFINITIONS`; money is in the
@@ -211,6 +219,14 @@ def compute_metrics(
     v["replans"] = float(len(replans)) if replans is not None else 0.0
     v["solver_fallbacks"] = float(replans["fallback"].sum()) if replans is not None else 0.0
     v["overrides"] = float(len(overrides)) if overrides is not None else 0.0
+    if messages is not None and len(messages):
+        calls = messages[messages["type"] == "cfp"]
+        rounds = len(calls[["vehicle_id", "request", "round"]].drop_duplicates())
+        v["messages_sent"] = float(len(messages))
+        v["negotiation_rounds_per_charge"] = rounds / len(plugged) if len(plugged) else 0.0
+        v["rejected_proposals"] = float((messages["type"] == "reject").sum())
+    else:
+        v["messages_sent"] = v["negotiation_rounds_per_charge"] = v["rejected_proposals"] = 0.0
     out = {
         name: Metric(v[name], tariff.currency if unit == "currency" else unit, text)
         for name, (unit, text) in DEFINITIONS.items()
@@ -249,6 +265,7 @@ def metrics_from_dir(out_dir: str | Path) -> dict[str, Metric]:
         name: pd.read_csv(out / f"{name}.csv") if (out / f"{name}.csv").exists() else None
         for name in ("replans", "overrides")
     }
+    messages = read_messages(out / "messages.jsonl") if (out / "messages.jsonl").exists() else None
     return compute_metrics(
         pd.read_csv(out / "timeseries.csv"),
         pd.read_csv(out / "grid.csv"),
@@ -262,4 +279,12 @@ def metrics_from_dir(out_dir: str | Path) -> dict[str, Metric]:
         replans=optional["replans"],
         overrides=optional["overrides"],
         oracle_objective=summary.get("oracle_weighted_objective"),
+        messages=messages,
     )
+
+
+def read_messages(path: str | Path) -> pd.DataFrame:
+    """``messages.jsonl`` as a table (one row per message, the union of the fields)."""
+    with open(path, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return pd.DataFrame(rows, columns=None if rows else ["type", "vehicle_id"])

@@ -10,6 +10,7 @@ Files (see ``docs/outputs.md`` for every column):
 * ``tasks.csv``: one row per task of the trace.
 * ``sessions.csv``: one row per charging session or still-waiting request.
 * ``charger_events.csv``: charger failures and repairs.
+* ``messages.jsonl`` (``negotiation`` only): every protocol message, one JSON object per line.
 
 Floats are written at full round-trip precision. Every file is written to a temporary name
 and renamed into place, so an interrupted write never leaves a truncated file behind.
@@ -75,6 +76,19 @@ def replans_frame(model: FactoryModel) -> pd.DataFrame | None:
     return pd.DataFrame([r[:5] + r[6:] for r in rows], columns=REPLAN_COLUMNS)
 
 
+def messages_frame(model: FactoryModel) -> pd.DataFrame | None:
+    """The negotiation messages (negotiating strategies only)."""
+    rows = getattr(model.strategy, "messages", None)
+    if rows is None:
+        return None
+    return pd.DataFrame(rows, columns=None if rows else ["type", "vehicle_id"])
+
+
+def messages_jsonl(rows: list[dict]) -> str:
+    """``messages.jsonl``: one JSON object per message, in the order sent."""
+    return "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows)
+
+
 def overrides_frame(model: FactoryModel) -> pd.DataFrame | None:
     """The plan's overrides of the vehicles' own rule (planning strategies only)."""
     rows = getattr(model.strategy, "overrides", None)
@@ -99,6 +113,7 @@ def model_metrics(model: FactoryModel, oracle_objective: float | None = None) ->
         replans=replans_frame(model),
         overrides=overrides_frame(model),
         oracle_objective=oracle_objective,
+        messages=messages_frame(model),
     )
 
 
@@ -232,6 +247,9 @@ def write_outputs(
     for name, frame in (("replans", replans_frame(model)), ("overrides", overrides_frame(model))):
         if frame is not None:
             _write_atomic(out / f"{name}.csv", _csv(frame))
+    messages = getattr(model.strategy, "messages", None)
+    if messages is not None:
+        _write_atomic(out / "messages.jsonl", messages_jsonl(messages))
     times = timing(model)
     if times is not None:
         _write_atomic(out / "timing.json", json.dumps(times, indent=2) + "\n")

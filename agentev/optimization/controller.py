@@ -113,7 +113,7 @@ class OptimizationController:
         else:
             self.forecaster = ArrivalRateForecaster(cfg.tasks)
         self.duration_days = model.duration_min / 1440.0
-        self.mean_job_min, self.work_kw = _job_profile(model)
+        self.mean_job_min, self.work_kw = job_profile(model)
         self.types = {v.unique_id: v.vtype for v in model.vehicles}
         self.port_power_kw = min(c.power_kw for c in model.chargers.values())
         self.planner = make_planner(
@@ -234,7 +234,7 @@ class OptimizationController:
         return plan
 
 
-def _job_profile(model: FactoryModel) -> tuple[float, dict[str, float]]:
+def job_profile(model: FactoryModel) -> tuple[float, dict[str, float]]:
     """Mean job duration (minutes) and mean working power per vehicle type (kW).
 
     A job is an empty drive from a random station to the pick-up, loading, a loaded drive to

@@ -7,12 +7,14 @@ subclass and one entry in :data:`STRATEGIES`.
 from agentev.strategies.base import ChargingStrategy
 from agentev.strategies.fcfs import FirstComeFirstServed
 from agentev.strategies.intelligent import Intelligent
+from agentev.strategies.negotiation import Negotiation
 from agentev.strategies.oracle import Oracle
 from agentev.strategies.uncontrolled import Uncontrolled
 
 STRATEGIES: dict[str, type[ChargingStrategy]] = {
     "uncontrolled": Uncontrolled,
     "fcfs": FirstComeFirstServed,
+    "negotiation": Negotiation,
     "intelligent": Intelligent,
     "oracle": Oracle,
 }
@@ -22,6 +24,7 @@ __all__ = [
     "ChargingStrategy",
     "FirstComeFirstServed",
     "Intelligent",
+    "Negotiation",
     "Oracle",
     "Uncontrolled",
 ]
