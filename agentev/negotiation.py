@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 #: A booking that has not started may be displaced by a request whose energy margin is this
 #: much smaller (minutes of work left before ``min_soc``).
-PRIORITY_MARGIN_MIN = 30.0
+PRIORITY_MARGIN_MIN = 15.0
 #: A booked vehicle that has not left for its slot this long after the slot's start loses it.
 GRACE_MIN = 10.0
 

@@ -3,22 +3,25 @@
 This module is the vehicles' side of the contract-net protocol of :mod:`agentev.negotiation`
 and the place to change how a vehicle negotiates. A vehicle:
 
-1. **Asks** when its state of charge falls below ``charge_threshold`` (the threshold rule),
-   even while it works: it sends a call for proposals to every charger with its urgency
-   (state of charge, its *margin*: minutes of work left before ``min_soc``) and the time it
-   can leave work (now if free, else after about one job).
+1. **Asks** when its state of charge falls below ``charge_threshold`` (the threshold rule):
+   a free vehicle at once, a working one while it finishes its job, so that its slot is
+   booked by the time it is free. It sends a call for proposals to every charger with its
+   urgency (state of charge, its *margin*: minutes of work left before ``min_soc``) and the
+   time it can leave work (now if free, else after about one job). From then on it takes no
+   new job.
 2. **Chooses** when every charger has answered, the proposal of highest :func:`utility`:
    ``-(travel + waiting) - PRICE_WEIGHT_MIN * price * energy``, in minutes: a slot's price
    counts as much as ``PRICE_WEIGHT_MIN`` minutes per unit of currency. It accepts it.
+   Chargers offer urgent vehicles earlier slots by displacing bookings of much less urgent
+   ones that have not started (:data:`agentev.negotiation.PRIORITY_MARGIN_MIN`).
 3. **Retries** on a rejection (the slot was taken meanwhile) with a new round, and after a
    round with no proposal (every charger out of order) after ``RETRY_MIN``.
-4. **Keeps working** while its booked slot is far: it stops taking jobs one job's duration
-   before it must leave, leaves one travel time before the slot starts, and charges to
-   ``max_soc``, or until the slot ends if the next booking on the port is due.
+4. **Leaves** one travel time before the slot starts (waiting at its parking place until
+   then) and charges to ``max_soc``, or until the slot ends if the next booking on the port
+   is due.
 5. **Gives back** its booking when charged; a charger cancels a booking it displaced for a
    more urgent vehicle, after a no-show, or on a failure, and the vehicle asks again.
 
-A vehicle below ``min_soc + SAFETY_MARGIN`` stops working at once and waits for its slot.
 A vehicle holds at most one booking.
 """
 
@@ -47,8 +50,6 @@ from agentev.strategies.base import ChargingStrategy
 
 #: How many minutes of travel and waiting one unit of currency of energy cost is worth.
 PRICE_WEIGHT_MIN = 60.0
-#: A vehicle below ``min_soc + SAFETY_MARGIN`` stops working and waits for its slot.
-SAFETY_MARGIN = 0.05
 #: Wait before asking again after a round without any proposal (minutes).
 RETRY_MIN = 5.0
 
@@ -122,9 +123,6 @@ class Negotiation(ChargingStrategy):
         kw = max(self.work_kw.get(vehicle.vtype.name, 0.0), 1e-6)
         return max(0.0, (b.soc - b.min_soc) * b.capacity_kwh) / kw * 60.0
 
-    def _urgent(self, vehicle) -> bool:
-        return vehicle.soc < vehicle.battery.min_soc + SAFETY_MARGIN
-
     def _wants(self, vehicle) -> bool:
         return vehicle.battery.soc < self.threshold and vehicle.battery.may_start_charging(
             self.threshold
@@ -141,15 +139,12 @@ class Negotiation(ChargingStrategy):
             self._drop_booking(vehicle, "charged")
 
     def needs_charge(self, vehicle) -> bool:
-        """Stop working: urgent, or the booked slot is less than a job away."""
+        """A free vehicle below the threshold asks; one that asked takes no new job."""
         agent = self.agents[vehicle.unique_id]
         self._settle(vehicle)
         if not agent.busy and self._wants(vehicle):
             self._ask(vehicle)
-        if agent.booking is not None:
-            if self.model.time >= self._depart_min(vehicle, agent.booking) - self.job_min:
-                return True
-        return agent.busy and self._urgent(vehicle)
+        return agent.busy
 
     def request(self, vehicle) -> None:
         """Leave for the booked slot when due; otherwise wait at the parking place."""
