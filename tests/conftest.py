@@ -129,6 +129,19 @@ def failing_chargers_uncontrolled(tmp_path_factory, failing_chargers_toml) -> Ru
 
 
 @pytest.fixture(scope="session")
+def failing_chargers_negotiation(tmp_path_factory, failing_chargers_toml) -> Run:
+    return _failing_run(tmp_path_factory, failing_chargers_toml, "negotiation")
+
+
+@pytest.fixture(scope="session")
+def heavy_negotiation_day(tmp_path_factory) -> Run:
+    """Heavy, negotiated slots, a whole day."""
+    return _run(
+        tmp_path_factory, "heavy-negotiation", scenario="heavy", strategy="negotiation", rng=42
+    )
+
+
+@pytest.fixture(scope="session")
 def light_intelligent(tmp_path_factory) -> Run:
     """The twin controller's rolling plan through the morning shift start."""
     return _run(
@@ -167,6 +180,8 @@ def failing_chargers_intelligent(tmp_path_factory, failing_chargers_toml) -> Run
         "flexible_lead_acid_day",
         "failing_chargers_fcfs",
         "failing_chargers_uncontrolled",
+        "heavy_negotiation_day",
+        "failing_chargers_negotiation",
     ],
 )
 def any_run(request) -> Run:

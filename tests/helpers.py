@@ -81,7 +81,7 @@ def log_from_dir(out_dir: str | Path) -> RunLog:
 
 
 #: Strategies without an optimiser: cheap enough for property-based exploration.
-BASELINES = ("fcfs", "uncontrolled")
+BASELINES = ("fcfs", "negotiation", "uncontrolled")
 
 
 def run_model(out_dir: str | Path | None = None, **kwargs) -> FactoryModel:

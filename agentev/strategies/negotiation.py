@@ -227,9 +227,10 @@ class Negotiation(ChargingStrategy):
             agent.retry_pending = True
             self.bus.scheduler.call(lambda: self._retry(vehicle), after=RETRY_MIN)
             return
-        best = max(
+        # ties: the earlier slot, then the charger listed first
+        best = min(
             agent.proposals,
-            key=lambda p: (utility(p, agent.free_at_min), -p.start_min, p.charger_id),
+            key=lambda p: (-utility(p, agent.free_at_min), p.start_min, p.charger_id),
         )
         agent.accepted = best
         self.bus.send(
