@@ -24,8 +24,9 @@ TYPES = {"cfp", "propose", "refuse", "accept", "confirm", "reject", "release", "
 def check_books(model: FactoryModel) -> None:
     """Open bookings never overlap on a port; a vehicle holds at most one."""
     strategy = model.strategy
+    protocol = getattr(strategy, "protocol", strategy)  # intelligent: its safety net's
     held: Counter = Counter()
-    for desk in strategy.desks.values():
+    for desk in protocol.desks.values():
         for port in range(desk.book.ports):
             on_port = desk.book.open_bookings(port)
             for a, b in zip(on_port, on_port[1:], strict=False):
@@ -37,7 +38,7 @@ def check_books(model: FactoryModel) -> None:
 
 def check_used_slots(model: FactoryModel) -> None:
     """The slots vehicles actually held (charged, released, in use) never overlap a port."""
-    for desk in model.strategy.desks.values():
+    for desk in getattr(model.strategy, "protocol", model.strategy).desks.values():
         used = [
             b
             for b in desk.book.bookings.values()
@@ -49,9 +50,9 @@ def check_used_slots(model: FactoryModel) -> None:
                 assert a.end_min <= b.start_min, (desk.book.charger_id, port, a, b)
 
 
-def run_checked(**kwargs) -> FactoryModel:
+def run_checked(strategy: str = "negotiation", **kwargs) -> FactoryModel:
     """Run minute by minute, checking the slot books after every minute."""
-    model = FactoryModel(strategy="negotiation", **kwargs)
+    model = FactoryModel(strategy=strategy, **kwargs)
     while model.time < model.duration_min:
         model.run_for(1)
         check_books(model)
@@ -263,3 +264,23 @@ def test_vehicles_charge_and_work_under_negotiation(heavy_day):
     assert sessions["plug_in_min"].notna().sum() > 20
     assert model.tasks_completed > 1000
     assert not any(v.state is VehicleState.CHARGING and v.charger.failed for v in model.vehicles)
+
+
+def test_intelligent_negotiates_below_the_margin_and_its_plan_overrides_bookings():
+    from agentev.strategies.intelligent import SAFETY_MARGIN
+
+    model = run_checked("intelligent", scenario="heavy", rng=1, duration_h=6)
+    strategy = model.strategy
+    messages = pd.DataFrame(strategy.messages)
+    # the safety net: only vehicles below their margin ask
+    calls = messages[messages["type"] == "cfp"]
+    assert len(calls) > 0
+    min_soc = {v.unique_id: v.battery.min_soc for v in model.vehicles}
+    assert (calls["soc"] < calls["vehicle_id"].map(min_soc) + SAFETY_MARGIN).all()
+    # every booking the plan took over is given back and recorded with its reason
+    given_back = messages[(messages["type"] == "release") & (messages["reason"] == "override")]
+    recorded = [o for o in strategy.overrides if o[5] == "booking_overridden"]
+    assert len(given_back) > 0
+    assert len(recorded) >= len(given_back)
+    for _, m in given_back.iterrows():
+        assert any(o[0] == m["sent_min"] and o[1] == m["vehicle_id"] for o in recorded)

@@ -10,14 +10,19 @@ While it charges, its grid power follows the plan: each period's planned grid en
 period length is its power setpoint (lithium-ion only; a lead-acid charger follows its own
 profile), so the site's peaks are the plan's and not every vehicle's full power at once.
 
-The vehicles' own rule (the threshold rule of ``fcfs``) stays as the safety net: a vehicle
-below ``min_soc + SAFETY_MARGIN`` asks for a charge by itself and is served first come first
-served; if a solve fails with no usable plan, the ``fcfs`` rule runs until the next plan.
+The vehicles' own negotiation is the safety net: a vehicle below ``min_soc + SAFETY_MARGIN``
+negotiates a slot with the chargers (the protocol of
+:mod:`agentev.strategies.negotiation`, logged in ``messages.jsonl``) and makes the plan
+stale. When a plan charges such a vehicle no later than its negotiated slot, before it has
+left for it, the plan overrides the booking: the vehicle gives it back (``Release``, reason
+``override``) and the override is recorded (``booking_overridden``). If a solve fails with
+no usable plan, the ``fcfs`` rule runs until the next plan.
 
 An override is a (vehicle, period) where the plan's command differs from the vehicle's own
 rule; each is recorded at the period's start with its reason: ``opportunity_charge`` (the
 plan charges above the threshold), ``defer_charge`` (the rule would charge, the plan does
-not) or ``release_before_full`` (the plan ends a charge the rule would continue).
+not) or ``release_before_full`` (the plan ends a charge the rule would continue); and
+``booking_overridden`` when a plan takes over a vehicle's negotiated booking.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from agentev.agents.vehicle import VehicleState
 from agentev.optimization.controller import OptimizationController
 from agentev.optimization.planner import Plan
 from agentev.strategies.fcfs import FirstComeFirstServed
+from agentev.strategies.negotiation import Negotiation
 
 #: A vehicle below ``min_soc + SAFETY_MARGIN`` charges by itself (and makes the plan stale).
 SAFETY_MARGIN = 0.05
@@ -110,6 +116,8 @@ class Intelligent(FirstComeFirstServed):
         self.overrides: list[tuple] = []
         self._last_plan_min = -math.inf
         self._stale_pending = False
+        #: The vehicles' own negotiation with the chargers: the safety net.
+        self.protocol = Negotiation(model, ask_rule=self._asks)
         if not self.offline:  # the oracle plans once with its own whole-run planner
             self.optimizer.attach(model)
 
@@ -154,10 +162,26 @@ class Intelligent(FirstComeFirstServed):
             [v.capacity_kwh for v in vehicles],
             [v.battery.max_soc for v in vehicles],
         )
+        self._override_bookings(start_min)
         for vehicle in vehicles:
             if vehicle.state is VehicleState.CHARGING and self.booking(vehicle) is None:
-                self._release(vehicle)
+                if not self._emergency(vehicle):
+                    self._release(vehicle)
         self._follow_plan_power(int(math.floor(start_min)))
+
+    def _override_bookings(self, now: float) -> None:
+        """The plan takes over negotiated bookings it charges no later than."""
+        period = int(now // self.period_min)
+        for vehicle in self.model.vehicles:
+            planned = self.booking(vehicle)
+            agent = self.protocol.agents[vehicle.unique_id]
+            if planned is None or not agent.busy:
+                continue
+            later = agent.booking is not None and agent.booking.start_min < planned.start_min
+            if not later and self.protocol.override(vehicle):
+                self.overrides.append(
+                    (float(now), vehicle.unique_id, period, 1, 1, "booking_overridden")
+                )
 
     def request_replan(self, reason: str) -> None:
         """An event made the plan stale: re-plan now, at most every few minutes."""
@@ -198,22 +222,38 @@ class Intelligent(FirstComeFirstServed):
         return vehicle.soc < vehicle.battery.min_soc + SAFETY_MARGIN
 
     # ----------------------------------------------------------------- strategy hooks
+    def _asks(self, vehicle) -> bool:
+        """The safety net's rule: below the margin (whatever the plan says)."""
+        return (
+            not self.fcfs_mode
+            and self._emergency(vehicle)
+            and vehicle.battery.may_start_charging(1.0)
+        )
+
     def needs_charge(self, vehicle) -> bool:
-        """A booking is due, or the battery is below the safety margin (or fcfs mode)."""
+        """A booking is due, or the vehicle negotiates its own slot (or fcfs mode)."""
         if self.fcfs_mode:
             return super().needs_charge(vehicle)
-        if self._emergency(vehicle) and vehicle.battery.may_start_charging(1.0):
+        if self._booking_due(vehicle) is not None:
             return True
-        return self._booking_due(vehicle) is not None
+        return self.protocol.needs_charge(vehicle)
 
     def request(self, vehicle) -> None:
-        """Go to the booked port (or the booked charger's queue); else first come first served."""
+        """Go to the booked port (or the booked charger's queue); else negotiate a slot."""
         b = None if self.fcfs_mode else self._booking_due(vehicle)
         if b is None:
+            if self.fcfs_mode:
+                super().request(vehicle)
+                return
             if self._emergency(vehicle):
                 self.request_replan("safety_margin")
-            super().request(vehicle)
+            self.protocol.request(vehicle)
             return
+        if self.protocol.override(vehicle):
+            period = int(self.model.time // self.period_min)
+            self.overrides.append(
+                (float(self.model.time), vehicle.unique_id, period, 1, 1, "booking_overridden")
+            )
         if vehicle in self.queue:
             self.queue.remove(vehicle)
         self._started.add((vehicle.unique_id, b))
@@ -224,21 +264,37 @@ class Intelligent(FirstComeFirstServed):
         if port is not None and charger.ready_at[port] > self.model.time:
             port = None
         power = None if vehicle.battery.lead_acid else self.planned_power_kw(vehicle, b.start_min)
-        self.commands.charge(
-            vehicle.unique_id, b.charger_id, b.until_soc, port=port, power_kw=power
-        )
+        until = min(max(b.until_soc, vehicle.battery.min_soc), vehicle.battery.max_soc)
+        self.commands.charge(vehicle.unique_id, b.charger_id, until, port=port, power_kw=power)
 
     def on_step(self, t: int) -> None:
         """Release charges whose booking ended; record overrides at period starts."""
+        self.protocol.on_step(t)
         if self.fcfs_mode:
             return
+        self._unstick_waiting()
         for vehicle in self.model.vehicles:
             if vehicle.state is VehicleState.CHARGING and self.booking(vehicle) is None:
-                if not self._emergency(vehicle):
+                if not self._emergency(vehicle):  # a safety-net charge ends above the margin
                     self._release(vehicle)
         if (t % self.period_min) < 1e-9:
             self._record_overrides(t)
         self._follow_plan_power(t)
+
+    def _unstick_waiting(self) -> None:
+        """A vehicle waiting at its parking place whose negotiation the plan took over."""
+        for vehicle in self.model.vehicles:
+            if (
+                vehicle.state is not VehicleState.QUEUED
+                or vehicle.target_charger is not None
+                or vehicle in self.queue
+                or self.protocol.holds_booking(vehicle)
+            ):
+                continue
+            if self._booking_due(vehicle) is not None or self._asks(vehicle):
+                self.request(vehicle)
+            else:
+                self.commands.release(vehicle.unique_id)  # back to work
 
     def planned_power_kw(self, vehicle, t: float) -> float | None:
         """The plan's grid power for a vehicle charging on its booking at ``t`` (kW), or None.
@@ -267,8 +323,14 @@ class Intelligent(FirstComeFirstServed):
             self.commands.set_power(vehicle.unique_id, kw)
 
     def charger_failed(self, charger) -> None:
-        """A charger failed: the plan is stale."""
+        """A charger failed: its negotiated bookings are cancelled and the plan is stale."""
+        self.protocol.charger_failed(charger)
         self.request_replan("charger_failure")
+
+    @property
+    def messages(self) -> list[dict]:
+        """The safety net's negotiation messages (``messages.jsonl``)."""
+        return self.protocol.messages
 
     def _release(self, vehicle) -> None:
         # chemistry rule: a lead-acid battery charges to its target once started

@@ -27,8 +27,10 @@ A vehicle holds at most one booking.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
+from typing import TYPE_CHECKING
 
 from agentev.agents.vehicle import FREE_STATES, VehicleState
 from agentev.battery import charge_minutes
@@ -47,6 +49,9 @@ from agentev.negotiation import (
 )
 from agentev.optimization.controller import job_profile
 from agentev.strategies.base import ChargingStrategy
+
+if TYPE_CHECKING:
+    from agentev.agents.vehicle import Vehicle
 
 #: How many minutes of travel and waiting one unit of currency of energy cost is worth.
 PRICE_WEIGHT_MIN = 60.0
@@ -103,8 +108,16 @@ class Negotiation(ChargingStrategy):
 
     name = "negotiation"
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, ask_rule: Callable[[Vehicle], bool] | None = None) -> None:
+        """Set up the bus, one desk per charger and one negotiator per vehicle.
+
+        Args:
+            model: The factory model.
+            ask_rule: When a vehicle asks for a slot (default: the threshold rule). The
+                ``intelligent`` strategy runs the protocol as its safety net with its own.
+        """
         super().__init__(model)
+        self.ask_rule = ask_rule
         self.bus = MessageBus(model, model.config.message_latency_s / 60.0)
         ids = count(1)
         self.desks = {
@@ -124,6 +137,8 @@ class Negotiation(ChargingStrategy):
         return max(0.0, (b.soc - b.min_soc) * b.capacity_kwh) / kw * 60.0
 
     def _wants(self, vehicle) -> bool:
+        if self.ask_rule is not None:
+            return self.ask_rule(vehicle)
         return vehicle.battery.soc < self.threshold and vehicle.battery.may_start_charging(
             self.threshold
         )
@@ -202,7 +217,19 @@ class Negotiation(ChargingStrategy):
             if agent.booking is not None and agent.booking.booking_id == msg.booking_id:
                 self._lost_booking(vehicle)
             return
-        if msg.request != agent.request or msg.round != agent.round:
+        if msg.request != agent.request or msg.round != agent.round or agent.round == 0:
+            if isinstance(msg, Confirm):  # booked for an abandoned round: give it back
+                self.bus.send(
+                    Release(
+                        sender=f"vehicle:{vehicle.unique_id}",
+                        receiver=f"charger:{msg.charger_id}",
+                        vehicle_id=vehicle.unique_id,
+                        request=msg.request,
+                        round=msg.round,
+                        booking_id=msg.booking_id,
+                        reason="abandoned",
+                    )
+                )
             return  # an answer to an old round
         if isinstance(msg, Proposal | Refuse):
             agent.waiting_for.discard(msg.charger_id)
@@ -262,7 +289,8 @@ class Negotiation(ChargingStrategy):
         agent = self.agents[vehicle.unique_id]
         if agent.booking is not booking or agent.departed:
             return
-        if vehicle.state in FREE_STATES or vehicle.state is VehicleState.QUEUED:
+        waiting = vehicle.state is VehicleState.QUEUED and vehicle.target_charger is None
+        if vehicle.state in FREE_STATES or waiting:
             self._go(vehicle)
 
     def _go(self, vehicle) -> None:
@@ -329,9 +357,8 @@ class Negotiation(ChargingStrategy):
                 if charging and b.status == "departed":
                     b.status = "active"
                 self._settle(vehicle)
-            elif not agent.busy and not charging and self._wants(vehicle):
-                if vehicle.state not in FREE_STATES:  # free ones ask in needs_charge
-                    self._ask(vehicle)
+            elif not agent.busy and vehicle.task_id is not None and self._wants(vehicle):
+                self._ask(vehicle)  # a working vehicle asks ahead; free ones in needs_charge
         for desk in self.desks.values():
             for b in desk.tick(now):
                 vehicle = self.model.vehicle_by_id[b.vehicle_id]
@@ -345,6 +372,32 @@ class Negotiation(ChargingStrategy):
     def charger_failed(self, charger) -> None:
         """Cancel the failed charger's bookings (its vehicles have already asked again)."""
         self.desks[charger.charger_id].charger_failed()
+
+    def holds_booking(self, vehicle) -> bool:
+        """Whether the vehicle negotiates or holds a negotiated booking."""
+        return self.agents[vehicle.unique_id].busy
+
+    def override(self, vehicle) -> bool:
+        """The twin controller takes over the vehicle's charging.
+
+        A booking the vehicle has not yet left for is given back (reason ``override``); a
+        negotiation under way is abandoned. Returns whether either happened.
+        """
+        agent = self.agents[vehicle.unique_id]
+        if agent.departed:
+            return False
+        if agent.booking is not None:
+            self._drop_booking(vehicle, "override")
+            return True
+        if agent.waiting_for or agent.accepted is not None or agent.retry_pending:
+            # abandon the round: late answers no longer match, a late confirm is given back
+            agent.waiting_for = set()
+            agent.accepted = None
+            agent.proposals = []
+            agent.retry_pending = False
+            agent.round = 0
+            return True
+        return False
 
     @property
     def messages(self) -> list[dict]:
