@@ -336,6 +336,8 @@ class Intelligent(FirstComeFirstServed):
         # chemistry rule: a lead-acid battery charges to its target once started
         if vehicle.battery.lead_acid and vehicle.soc < vehicle.charge_until:
             return
+        if vehicle in self.queue:  # a released vehicle goes back to work: not served later
+            self.queue.remove(vehicle)
         self.commands.release(vehicle.unique_id)
 
     def planned_now(self, vehicle, t: float) -> bool:
