@@ -195,11 +195,7 @@ class Negotiation(ChargingStrategy):
             port_kw = min(desk.charger.power_kw, vehicle.vtype.max_charge_power_kw)
             self.bus.send(
                 CallForProposals(
-                    sender=f"vehicle:{vehicle.unique_id}",
-                    receiver=desk.address,
-                    vehicle_id=vehicle.unique_id,
-                    request=agent.request,
-                    round=agent.round,
+                    **self._envelope(vehicle.unique_id, desk.address),
                     free_at_min=agent.free_at_min,
                     position=vehicle.position,
                     duration_min=max(1, charge_minutes(vehicle.vtype, b.soc, b.max_soc, port_kw)),
@@ -219,17 +215,7 @@ class Negotiation(ChargingStrategy):
             return
         if msg.request != agent.request or msg.round != agent.round or agent.round == 0:
             if isinstance(msg, Confirm):  # booked for an abandoned round: give it back
-                self.bus.send(
-                    Release(
-                        sender=f"vehicle:{vehicle.unique_id}",
-                        receiver=f"charger:{msg.charger_id}",
-                        vehicle_id=vehicle.unique_id,
-                        request=msg.request,
-                        round=msg.round,
-                        booking_id=msg.booking_id,
-                        reason="abandoned",
-                    )
-                )
+                self._release(vehicle.unique_id, msg, "abandoned")
             return  # an answer to an old round
         if isinstance(msg, Proposal | Refuse):
             agent.waiting_for.discard(msg.charger_id)
@@ -262,11 +248,7 @@ class Negotiation(ChargingStrategy):
         agent.accepted = best
         self.bus.send(
             Accept(
-                sender=f"vehicle:{vehicle.unique_id}",
-                receiver=f"charger:{best.charger_id}",
-                vehicle_id=vehicle.unique_id,
-                request=agent.request,
-                round=agent.round,
+                **self._envelope(vehicle.unique_id, f"charger:{best.charger_id}"),
                 charger_id=best.charger_id,
                 port=best.port,
                 start_min=best.start_min,
@@ -321,13 +303,35 @@ class Negotiation(ChargingStrategy):
         agent.booking = None
         agent.departed = False
         agent.round = 0
+        self._release(vehicle.unique_id, booking, reason, request=agent.request, round=0)
+
+    def _envelope(self, vehicle_id: int, receiver: str) -> dict:
+        """Sender, receiver, and the vehicle's current request and round."""
+        agent = self.agents[vehicle_id]
+        return {
+            "sender": f"vehicle:{vehicle_id}",
+            "receiver": receiver,
+            "vehicle_id": vehicle_id,
+            "request": agent.request,
+            "round": agent.round,
+        }
+
+    def _release(
+        self,
+        vehicle_id: int,
+        booking: Confirm,
+        reason: str,
+        request: int | None = None,
+        round: int | None = None,  # noqa: A002 (the message field's name)
+    ) -> None:
+        """Send the ``Release`` of a confirmed booking (request and round: the booking's)."""
         self.bus.send(
             Release(
-                sender=f"vehicle:{vehicle.unique_id}",
+                sender=f"vehicle:{vehicle_id}",
                 receiver=f"charger:{booking.charger_id}",
-                vehicle_id=vehicle.unique_id,
-                request=agent.request,
-                round=agent.round,
+                vehicle_id=vehicle_id,
+                request=booking.request if request is None else request,
+                round=booking.round if round is None else round,
                 booking_id=booking.booking_id,
                 reason=reason,
             )
