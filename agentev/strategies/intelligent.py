@@ -117,7 +117,7 @@ class Intelligent(FirstComeFirstServed):
         self._last_plan_min = -math.inf
         self._stale_pending = False
         #: The vehicles' own negotiation with the chargers: the safety net.
-        self.protocol = Negotiation(model, ask_rule=self._asks)
+        self.protocol = Negotiation(model, ask_rule=self._asks, target_soc=self._safety_target)
         if not self.offline:  # the oracle plans once with its own whole-run planner
             self.optimizer.attach(model)
 
@@ -229,6 +229,14 @@ class Intelligent(FirstComeFirstServed):
             and self._emergency(vehicle)
             and vehicle.battery.may_start_charging(1.0)
         )
+
+    def _safety_target(self, vehicle) -> float:
+        """Where a safety-net charge ends: the threshold, at least twice the margin up.
+
+        The plan charges a vehicle further if it wants to.
+        """
+        b = vehicle.battery
+        return min(b.max_soc, max(self.threshold, b.min_soc + 2 * SAFETY_MARGIN))
 
     def needs_charge(self, vehicle) -> bool:
         """A booking is due, or the vehicle negotiates its own slot (or fcfs mode)."""

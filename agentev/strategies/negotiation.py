@@ -108,16 +108,24 @@ class Negotiation(ChargingStrategy):
 
     name = "negotiation"
 
-    def __init__(self, model, ask_rule: Callable[[Vehicle], bool] | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        ask_rule: Callable[[Vehicle], bool] | None = None,
+        target_soc: Callable[[Vehicle], float] | None = None,
+    ) -> None:
         """Set up the bus, one desk per charger and one negotiator per vehicle.
 
         Args:
             model: The factory model.
-            ask_rule: When a vehicle asks for a slot (default: the threshold rule). The
-                ``intelligent`` strategy runs the protocol as its safety net with its own.
+            ask_rule: When a vehicle asks for a slot (default: the threshold rule).
+            target_soc: The state of charge a negotiated charge ends at (default:
+                ``max_soc``). The ``intelligent`` strategy runs the protocol as its safety
+                net with its own rule and a short charge.
         """
         super().__init__(model)
         self.ask_rule = ask_rule
+        self.target_soc = target_soc
         self.bus = MessageBus(model, model.config.message_latency_s / 60.0)
         ids = count(1)
         self.desks = {
@@ -142,6 +150,12 @@ class Negotiation(ChargingStrategy):
         return vehicle.battery.soc < self.threshold and vehicle.battery.may_start_charging(
             self.threshold
         )
+
+    def _target(self, vehicle) -> float:
+        b = vehicle.battery
+        if self.target_soc is None:
+            return b.max_soc
+        return min(max(self.target_soc(vehicle), b.min_soc), b.max_soc)
 
     def _depart_min(self, vehicle, booking: Confirm) -> float:
         charger = self.model.chargers[booking.charger_id]
@@ -191,6 +205,7 @@ class Negotiation(ChargingStrategy):
         agent.accepted = None
         agent.waiting_for = set(self.desks)
         b = vehicle.battery
+        target = self._target(vehicle)
         for desk in self.desks.values():
             port_kw = min(desk.charger.power_kw, vehicle.vtype.max_charge_power_kw)
             self.bus.send(
@@ -198,8 +213,8 @@ class Negotiation(ChargingStrategy):
                     **self._envelope(vehicle.unique_id, desk.address),
                     free_at_min=agent.free_at_min,
                     position=vehicle.position,
-                    duration_min=max(1, charge_minutes(vehicle.vtype, b.soc, b.max_soc, port_kw)),
-                    energy_kwh=max(0.0, (b.max_soc - b.soc) * b.capacity_kwh),
+                    duration_min=max(1, charge_minutes(vehicle.vtype, b.soc, target, port_kw)),
+                    energy_kwh=max(0.0, (target - b.soc) * b.capacity_kwh),
                     soc=b.soc,
                     margin_min=self.margin_min(vehicle),
                 )
@@ -283,6 +298,11 @@ class Negotiation(ChargingStrategy):
             self._lost_booking(vehicle)  # cancelled meanwhile: its Cancel is on the way
             vehicle.wait_for_charger()
             return
+        if vehicle.soc >= self._target(vehicle) - 1e-9:  # charged meanwhile (intelligent's plan)
+            self._drop_booking(vehicle, "charged")
+            if vehicle.state is VehicleState.QUEUED:
+                self.commands.release(vehicle.unique_id)  # back to work
+            return
         charger = self.model.chargers[booking.charger_id]
         p = booking.port
         free = (
@@ -293,7 +313,7 @@ class Negotiation(ChargingStrategy):
         agent.departed = True
         self.desks[booking.charger_id].book.bookings[booking.booking_id].status = "departed"
         self.commands.charge(
-            vehicle.unique_id, charger.charger_id, vehicle.battery.max_soc, port=p if free else None
+            vehicle.unique_id, charger.charger_id, self._target(vehicle), port=p if free else None
         )
 
     def _drop_booking(self, vehicle, reason: str) -> None:
