@@ -156,8 +156,8 @@ def light_intelligent(tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="session")
 def heavy_oracle(tmp_path_factory) -> Run:
-    """The whole-run perfect-knowledge plan (3 h of the heavy scenario: its whole-run MILP
-    solves in a second; longer light runs took minutes, see the oracle's notes)."""
+    """The whole-run perfect-knowledge plan, executed by dispatch (3 h of the heavy
+    scenario: its relax-and-fix plan solves in about a second)."""
     return _run(
         tmp_path_factory, "heavy-oracle", scenario="heavy", strategy="oracle", rng=42, duration_h=3
     )
