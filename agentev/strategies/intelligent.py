@@ -171,17 +171,22 @@ class Intelligent(FirstComeFirstServed):
 
     def _override_bookings(self, now: float) -> None:
         """The plan takes over negotiated bookings it charges no later than."""
-        period = int(now // self.period_min)
         for vehicle in self.model.vehicles:
             planned = self.booking(vehicle)
             agent = self.protocol.agents[vehicle.unique_id]
             if planned is None or not agent.busy:
                 continue
             later = agent.booking is not None and agent.booking.start_min < planned.start_min
-            if not later and self.protocol.override(vehicle):
-                self.overrides.append(
-                    (float(now), vehicle.unique_id, period, 1, 1, "booking_overridden")
-                )
+            if not later:
+                self._override(vehicle, now)
+
+    def _override(self, vehicle, now: float) -> None:
+        """The plan takes over a vehicle's negotiation or booking; record it if it had one."""
+        if self.protocol.override(vehicle):
+            period = int(now // self.period_min)
+            self.overrides.append(
+                (float(now), vehicle.unique_id, period, 1, 1, "booking_overridden")
+            )
 
     def request_replan(self, reason: str) -> None:
         """An event made the plan stale: re-plan now, at most every few minutes."""
@@ -257,11 +262,7 @@ class Intelligent(FirstComeFirstServed):
                 self.request_replan("safety_margin")
             self.protocol.request(vehicle)
             return
-        if self.protocol.override(vehicle):
-            period = int(self.model.time // self.period_min)
-            self.overrides.append(
-                (float(self.model.time), vehicle.unique_id, period, 1, 1, "booking_overridden")
-            )
+        self._override(vehicle, self.model.time)
         if vehicle in self.queue:
             self.queue.remove(vehicle)
         self._started.add((vehicle.unique_id, b))

@@ -211,11 +211,7 @@ class Oracle(Intelligent):
         """Send a dispatched vehicle to the nearest charger with a ready port, if any."""
         if vehicle in self.queue:
             self.queue.remove(vehicle)
-        ready = [
-            c
-            for c in self.model.chargers.values()
-            if (port := c.free_port()) is not None and c.ready_at[port] <= self.model.time
-        ]
+        ready = [c for c in self.model.chargers.values() if c.free_port() is not None]
         charger = self.nearest(vehicle, ready)
         if charger is None:
             del self.dispatched[vehicle.unique_id]
