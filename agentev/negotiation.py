@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from agentev.battery import charge_minutes
+
 if TYPE_CHECKING:
     from agentev.agents.charger import Charger
+    from agentev.agents.vehicle import Vehicle
     from agentev.model import FactoryModel
 
 #: A booking that has not started may be displaced by a request whose energy margin is this
@@ -291,15 +294,23 @@ class SlotBook:
         )
 
     def find(
-        self, earliest: float, duration: float, margin_min: float, now: float
+        self,
+        earliest: float,
+        duration: float,
+        margin_min: float,
+        now: float,
+        busy_until: Sequence[float] = (),
     ) -> tuple[int, float, tuple[int, ...]] | None:
         """The earliest slot of ``duration`` from ``earliest``: ``(port, start, displaced)``.
 
-        Ties go to fewer displaced bookings, then the lower port. None if there are no ports.
+        ``busy_until[port]``: no slot on the port starts before this time (a vehicle that is
+        not in the book holds the port until then). Ties go to fewer displaced bookings,
+        then the lower port. None if there are no ports.
         """
         best = None
-        start0 = float(math.ceil(earliest - 1e-9))
         for port in range(self.ports):
+            held = busy_until[port] if busy_until else -math.inf
+            start0 = float(math.ceil(max(earliest, held) - 1e-9))
             on_port = self.open_bookings(port)
             blocking = [b for b in on_port if not self.displaceable(b, margin_min, now)]
             candidates = sorted({start0} | {b.end_min for b in blocking if b.end_min > start0})
@@ -325,8 +336,11 @@ class SlotBook:
         displaces: tuple[int, ...],
         margin: float,
         now: float,
+        busy_until: Sequence[float] = (),
     ) -> bool:
         """Whether ``[start, end)`` on ``port`` is free, given the bookings it may displace."""
+        if busy_until and start < busy_until[port] - 1e-9:
+            return False
         for b in self.open_bookings(port):
             if b.start_min < end and b.end_min > start:
                 if b.booking_id not in displaces or not self.displaceable(b, margin, now):
@@ -346,6 +360,8 @@ class ChargerDesk:
         bus: The message bus.
         price: Energy price at a minute, ``price(step)`` (the tariff's).
         next_id: Shared booking-id counter (a callable returning the next id).
+        held_until: When a vehicle that is not in the book (sent by a central plan) leaves
+            the port it holds, in minutes, or None to estimate it from its charge curve.
     """
 
     def __init__(
@@ -354,8 +370,10 @@ class ChargerDesk:
         bus: MessageBus,
         price: Callable[[int], float],
         next_id: Callable[[], int],
+        held_until: Callable[[Vehicle], float | None] | None = None,
     ) -> None:
         self.charger = charger
+        self.held_until = held_until
         self.model = charger.model
         self.bus = bus
         self.price = price
@@ -375,6 +393,30 @@ class ChargerDesk:
             if b is not None and b.open:
                 b.status = "released" if msg.reason != "charged" else "done"
                 b.end_min = min(b.end_min, max(b.start_min, float(math.ceil(self.model.time))))
+
+    def busy_until(self) -> list[float]:
+        """Per port, the earliest time a booked slot may start, from the port's real state.
+
+        A port is ready after its changeover. A vehicle plugged in or on its way that holds
+        no open booking on the port (sent there by the twin controller's plan, not by the
+        protocol) keeps it until ``held_until`` says, else until its charge would end at the
+        port's power (its CC-CV curve, :func:`agentev.battery.charge_minutes`).
+        """
+        c, now = self.charger, self.model.time
+        booked = {(b.vehicle_id, b.port) for b in self.book.open_bookings()}
+        out = []
+        for p in range(c.num_ports):
+            until = c.ready_at[p]
+            vehicle = c.occupant[p] or c.reserved[p]
+            if vehicle is not None and (vehicle.unique_id, p) not in booked:
+                held = self.held_until(vehicle) if self.held_until is not None else None
+                if held is None:
+                    kw = min(c.power_kw, vehicle.vtype.max_charge_power_kw)
+                    b = vehicle.battery
+                    held = now + charge_minutes(vehicle.vtype, b.soc, vehicle.charge_until, kw)
+                until = max(until, held, now)
+            out.append(until)
+        return out
 
     def _reply(self, msg: Message, cls, **fields) -> None:
         self.bus.send(
@@ -398,7 +440,11 @@ class ChargerDesk:
         speed = self.model.vehicle_by_id[cfp.vehicle_id].vtype.speed_mps
         travel = layout.distance_m(cfp.position, self.charger.position) / speed / 60.0
         found = self.book.find(
-            max(now, cfp.free_at_min) + travel, cfp.duration_min, cfp.margin_min, now
+            max(now, cfp.free_at_min) + travel,
+            cfp.duration_min,
+            cfp.margin_min,
+            now,
+            self.busy_until(),
         )
         if found is None:
             self._reply(cfp, Refuse, charger_id=cid, reason="no_ports")
@@ -428,7 +474,13 @@ class ChargerDesk:
             self._reply(acc, Reject, charger_id=cid, reason="out_of_order")
             return
         if not self.book.fits(
-            acc.port, acc.start_min, acc.end_min, acc.displaces, acc.margin_min, now
+            acc.port,
+            acc.start_min,
+            acc.end_min,
+            acc.displaces,
+            acc.margin_min,
+            now,
+            self.busy_until(),
         ):
             self._reply(acc, Reject, charger_id=cid, reason="slot_taken")
             return

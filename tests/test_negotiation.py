@@ -284,3 +284,68 @@ def test_intelligent_negotiates_below_the_margin_and_its_plan_overrides_bookings
     assert len(recorded) >= len(given_back)
     for _, m in given_back.iterrows():
         assert any(o[0] == m["sent_min"] and o[1] == m["vehicle_id"] for o in recorded)
+
+
+def test_a_slot_never_starts_while_a_vehicle_outside_the_book_holds_the_port():
+    from agentev.negotiation import Booking, SlotBook
+
+    book = SlotBook("C1", 2)
+    book.bookings[1] = Booking(1, 7, "C1", 1, 10.0, 40.0, 60.0, 0.0)  # not displaceable
+    # port 0 is held by a plan's vehicle until minute 25.4, port 1 booked 10..40
+    port, start, gone = book.find(5.0, 20.0, 50.0, 0.0, busy_until=[25.4, 0.0])
+    assert (port, start, gone) == (0, 26.0, ())
+    assert not book.fits(0, 20.0, 40.0, (), 50.0, 0.0, busy_until=[25.4, 0.0])
+    assert book.fits(0, 26.0, 46.0, (), 50.0, 0.0, busy_until=[25.4, 0.0])
+    # without the holder, the earliest slot is at once on port 0
+    assert book.find(5.0, 20.0, 50.0, 0.0) == (0, 5.0, ())
+
+
+def test_intelligent_desks_see_plan_vehicles_and_the_safety_net_comes_first():
+    """A desk never offers a port held by a plan's vehicle before the plan releases it, and a
+    plan's vehicle makes way for a vehicle below the margin queueing at its charger."""
+    from agentev.strategies.intelligent import SAFETY_MARGIN
+
+    model = FactoryModel(scenario="heavy", strategy="intelligent", rng=3)
+    strategy = model.strategy
+    protocol = strategy.protocol
+    seen = Counter()
+    original = strategy.on_step
+
+    def on_step(t):
+        original(t)
+        for desk in protocol.desks.values():
+            charger = desk.charger
+            until = desk.busy_until()
+            for p in range(charger.num_ports):
+                holder = charger.occupant[p]
+                if holder is None or protocol.holds_booking(holder):
+                    continue
+                seen["plan_holder"] += 1
+                planned = strategy.booking(holder)
+                if planned is not None and planned.start_min <= t:
+                    assert until[p] >= planned.end_min - 1e-9
+            queued_low = [
+                v
+                for v in charger.queue
+                if v.soc < v.battery.min_soc + SAFETY_MARGIN and not protocol.holds_booking(v)
+            ]
+            if queued_low:
+                seen["low_queued"] += 1
+                movable = [
+                    h
+                    for h in charger.occupant
+                    if h is not None
+                    and not protocol.holds_booking(h)
+                    and h.soc >= h.battery.min_soc + SAFETY_MARGIN
+                    and not h.battery.lead_acid
+                ]
+                assert not movable, (t, charger.charger_id)
+
+    def request_replan(reason, _original=strategy.request_replan):
+        seen[reason] += 1
+        _original(reason)
+
+    strategy.on_step = on_step
+    strategy.request_replan = request_replan
+    model.run_for(9 * 60)  # the first low vehicles queue behind plan vehicles after 7 h
+    assert seen["plan_holder"] > 0 and seen["safety_net_priority"] > 0

@@ -117,7 +117,12 @@ class Intelligent(FirstComeFirstServed):
         self._last_plan_min = -math.inf
         self._stale_pending = False
         #: The vehicles' own negotiation with the chargers: the safety net.
-        self.protocol = Negotiation(model, ask_rule=self._asks, target_soc=self._safety_target)
+        self.protocol = Negotiation(
+            model,
+            ask_rule=self._asks,
+            target_soc=self._safety_target,
+            held_until=self._held_until,
+        )
         if not self.offline:  # the oracle plans once with its own whole-run planner
             self.optimizer.attach(model)
 
@@ -243,6 +248,14 @@ class Intelligent(FirstComeFirstServed):
         b = vehicle.battery
         return min(b.max_soc, max(self.threshold, b.min_soc + 2 * SAFETY_MARGIN))
 
+    def _held_until(self, vehicle) -> float | None:
+        """When a vehicle sent by the plan leaves its port: its planned session's end (min)."""
+        b = self.booking(vehicle)
+        if b is None:
+            return None
+        current = b.start_min <= self.model.time or (vehicle.unique_id, b) in self._started
+        return b.end_min if current else None
+
     def needs_charge(self, vehicle) -> bool:
         """A booking is due, or the vehicle negotiates its own slot (or fcfs mode)."""
         if self.fcfs_mode:
@@ -282,6 +295,7 @@ class Intelligent(FirstComeFirstServed):
         if self.fcfs_mode:
             return
         self._unstick_waiting()
+        self._honour_bookings()
         for vehicle in self.model.vehicles:
             if vehicle.state is VehicleState.CHARGING and self.booking(vehicle) is None:
                 if not self._emergency(vehicle):  # a safety-net charge ends above the margin
@@ -304,6 +318,40 @@ class Intelligent(FirstComeFirstServed):
                 self.request(vehicle)
             else:
                 self.commands.release(vehicle.unique_id)  # back to work
+
+    def _honour_bookings(self) -> None:
+        """The safety net comes before the plan: a plan's vehicle at a charger makes way.
+
+        It makes way for a vehicle queueing there whose negotiated slot has begun, or that
+        is below the safety margin. The vehicle making way is the fullest plan vehicle on
+        the charger's ports (for a negotiated slot, the one on the booked port); not one
+        itself below the safety margin, nor a lead-acid one mid-charge. The plan is then
+        stale.
+        """
+        now = self.model.time
+        for charger in self.model.chargers.values():
+            for vehicle in list(charger.queue):
+                agent = self.protocol.agents[vehicle.unique_id]
+                booking = agent.booking
+                if booking is not None and agent.departed and booking.start_min <= now:
+                    if booking.charger_id != charger.charger_id:
+                        continue
+                    holders = [charger.occupant[booking.port]]
+                elif self._emergency(vehicle) and not agent.busy:
+                    holders = list(charger.occupant)
+                else:
+                    continue
+                movable = [
+                    h
+                    for h in holders
+                    if h is not None
+                    and not self.protocol.holds_booking(h)
+                    and not self._emergency(h)
+                    and not (h.battery.lead_acid and h.soc < h.charge_until)
+                ]
+                if movable:
+                    self._release(max(movable, key=lambda h: (h.soc, -h.unique_id)))
+                    self.request_replan("safety_net_priority")
 
     def planned_power_kw(self, vehicle, t: float) -> float | None:
         """The plan's grid power for a vehicle charging on its booking at ``t`` (kW), or None.

@@ -113,6 +113,7 @@ class Negotiation(ChargingStrategy):
         model,
         ask_rule: Callable[[Vehicle], bool] | None = None,
         target_soc: Callable[[Vehicle], float] | None = None,
+        held_until: Callable[[Vehicle], float | None] | None = None,
     ) -> None:
         """Set up the bus, one desk per charger and one negotiator per vehicle.
 
@@ -122,6 +123,8 @@ class Negotiation(ChargingStrategy):
             target_soc: The state of charge a negotiated charge ends at (default:
                 ``max_soc``). The ``intelligent`` strategy runs the protocol as its safety
                 net with its own rule and a short charge.
+            held_until: When a vehicle charging outside the protocol (on the twin
+                controller's plan) leaves its port (see :class:`ChargerDesk`).
         """
         super().__init__(model)
         self.ask_rule = ask_rule
@@ -129,7 +132,7 @@ class Negotiation(ChargingStrategy):
         self.bus = MessageBus(model, model.config.message_latency_s / 60.0)
         ids = count(1)
         self.desks = {
-            cid: ChargerDesk(c, self.bus, model.tariff.price, lambda: next(ids))
+            cid: ChargerDesk(c, self.bus, model.tariff.price, lambda: next(ids), held_until)
             for cid, c in model.chargers.items()
         }
         self.job_min, self.work_kw = job_profile(model)
