@@ -8,6 +8,7 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from agentev.agents import Charger, TwinController, TwinState, Vehicle, VehicleState, Workstation
+from agentev.experiments import ExperimentalFramework
 from agentev.model import FactoryModel, SimulationModel
 from agentev.optimization import OptimizationController, plan_charging
 from agentev.outputs import run_and_write, write_outputs
@@ -17,6 +18,7 @@ from agentev.strategies import STRATEGIES
 __all__ = [
     "STRATEGIES",
     "Charger",
+    "ExperimentalFramework",
     "FactoryModel",
     "OptimizationController",
     "ScenarioError",

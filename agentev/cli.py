@@ -1,8 +1,18 @@
-"""Command line: ``agentev run`` runs one simulated day and writes its outputs.
+"""Command line.
 
-Example::
+* ``agentev run``: one simulated day and its outputs;
+* ``agentev experiments``: a campaign (scenarios x strategies x replications), resumable,
+  with statistics and reports;
+* ``agentev monitor DIR``: a running campaign's progress, rate and ETA;
+* ``agentev sweep``: a parameter sweep (``mesa.batch_run``) or the objective weights' Pareto
+  front.
+
+Examples::
 
     agentev run --scenario light --strategy fcfs --seed 42 --hours 24 --out results/demo
+    agentev experiments --scenarios light,heavy --strategies fcfs,intelligent
+        --replications 30 --simulation-time 24 --output-dir results
+    agentev monitor results
 """
 
 from __future__ import annotations
@@ -66,7 +76,106 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the oracle (whole-run perfect-knowledge plan; a long MILP, cached per "
         "scenario and seed) to report gap_to_offline_optimum",
     )
+    _experiments_parser(sub)
+    monitor = sub.add_parser("monitor", help="show a running campaign's progress, rate and ETA")
+    monitor.add_argument("output_dir", help="the campaign's output directory")
+    monitor.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between updates (default: 5)"
+    )
+    monitor.add_argument("--once", action="store_true", help="print once and exit")
+    from agentev.experiments import sweep
+
+    sweep.add_parser(sub)
     return parser
+
+
+def _experiments_parser(sub) -> None:
+    from agentev.experiments.framework import BASE_SEED, DEFAULT_SCENARIOS, DEFAULT_STRATEGIES
+
+    exp = sub.add_parser(
+        "experiments",
+        help="run (or resume) a campaign: scenarios x strategies x replications, with reports",
+    )
+    exp.add_argument(
+        "--scenarios",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated scenarios (default: {','.join(DEFAULT_SCENARIOS)})",
+    )
+    exp.add_argument(
+        "--strategies",
+        default=",".join(DEFAULT_STRATEGIES),
+        help=f"comma-separated strategies (default: {','.join(DEFAULT_STRATEGIES)})",
+    )
+    exp.add_argument("--replications", type=int, default=30, help="replications (default: 30)")
+    exp.add_argument(
+        "--simulation-time",
+        type=float,
+        default=None,
+        help="simulated hours per run (default: each scenario's duration)",
+    )
+    exp.add_argument("--output-dir", default="results", help="output directory (default: results)")
+    exp.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (default: one per core)"
+    )
+    exp.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address (tcp://HOST:8786) to run on a cluster instead",
+    )
+    exp.add_argument(
+        "--base-seed",
+        type=int,
+        default=BASE_SEED,
+        help=f"replication k uses seed BASE_SEED + k (default: {BASE_SEED})",
+    )
+    exp.add_argument(
+        "--no-checkpoints", action="store_true", help="neither store nor resume from checkpoints"
+    )
+    exp.add_argument("--no-reports", action="store_true", help="skip statistics and figures")
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    from agentev.experiments import CampaignError, ExperimentalFramework
+
+    framework = ExperimentalFramework(
+        output_dir=args.output_dir,
+        enable_checkpoints=not args.no_checkpoints,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        base_seed=args.base_seed,
+    )
+    try:
+        runs = framework.run_comprehensive_experiments(
+            num_replications=args.replications,
+            scenarios=[s for s in args.scenarios.split(",") if s],
+            strategies=[s for s in args.strategies.split(",") if s],
+            simulation_time=args.simulation_time,
+        )
+    except CampaignError as exc:
+        print(f"agentev: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(runs)} runs in {args.output_dir}/runs.csv")
+    if not args.no_reports:
+        files = framework.generate_reports()
+        print(f"report: {files['report']}")
+    return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    import time
+
+    from agentev.experiments.checkpoint import CheckpointStore
+    from agentev.experiments.framework import campaign_status
+
+    while True:
+        print(campaign_status(args.output_dir), flush=True)
+        summary = CheckpointStore(args.output_dir).read_summary()
+        finished = summary is not None and CheckpointStore(args.output_dir).count() >= (
+            summary.get("total") or 0
+        )
+        if args.once or finished:
+            return 0
+        time.sleep(args.interval)
 
 
 #: Model parameters and the options that set them, for error messages.
@@ -137,7 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
-    except ScenarioError as exc:
+        if args.command == "experiments":
+            return _experiments(args)
+        if args.command == "monitor":
+            return _monitor(args)
+        if args.command == "sweep":
+            from agentev.experiments import sweep
+
+            return sweep.run_command(args)
+    except (ScenarioError, ValueError) as exc:
         parser.exit(2, f"agentev: error: {_cli_message(str(exc))}\n")
     return 1
 
