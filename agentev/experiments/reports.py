@@ -393,7 +393,8 @@ def _figure_legend(fig: Figure) -> None:
 def _grid(rows: int, cols: int, sharey: Any) -> tuple[Figure, np.ndarray]:
     """A figure with a ``rows`` x ``cols`` array of axes."""
     rows, cols = max(rows, 1), max(cols, 1)
-    fig = Figure(figsize=(_SUBPLOT_W * cols + 0.6, _SUBPLOT_H * rows + 0.7), layout="constrained")
+    width = max(_SUBPLOT_W * cols + 0.6, 7.0)  # room for the title with one scenario
+    fig = Figure(figsize=(width, _SUBPLOT_H * rows + 0.7), layout="constrained")
     axes = fig.subplots(rows, cols, sharey=sharey, squeeze=False)
     return fig, axes
 
