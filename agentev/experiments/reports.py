@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from agentev.experiments import stats
+from agentev.experiments import framework, stats
 
 #: Metrics of the box plots and the report's table, with axis labels (units in brackets).
 KEY_METRICS: dict[str, str] = {
@@ -47,19 +47,7 @@ FIGURES: tuple[str, ...] = (
     "charger_occupancy.pdf",
     "pareto.pdf",
 )
-TRACE_COLUMNS = [
-    "scenario",
-    "strategy",
-    "replication",
-    "time_min",
-    "soc_mean",
-    "soc_min",
-    "soc_max",
-    "site_power_kw",
-    "price_per_kwh",
-    "ports_occupied",
-    "num_ports",
-]
+TRACE_COLUMNS = ["scenario", "strategy", "replication", *framework.TRACE_COLUMNS]
 PARETO_COLUMNS = [
     "alpha_energy",
     "alpha_downtime",
