@@ -219,3 +219,14 @@ def test_reports_are_written_with_valid_pdf_figures(small_campaign, tmp_path):
         assert len(pypdf.PdfReader(pdf).pages) >= 1
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.strategy) == {"uncontrolled", "fcfs"}
+
+
+def test_the_bare_command_means_the_full_default_campaign():
+    from agentev.cli import _parser
+    from agentev.strategies import STRATEGIES
+
+    args = _parser().parse_args(["experiments"])
+    assert args.scenarios.split(",") == ["light", "heavy", "flexible", "continuous"]
+    assert args.strategies.split(",") == list(STRATEGIES)
+    assert args.replications == 30 and args.simulation_time is None
+    assert args.output_dir == "results" and args.scheduler is None
