@@ -12,16 +12,17 @@ STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard agentev tests viz benchmarks)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup glpk run test bench clean
+.PHONY: help setup glpk chromium webassets run test bench clean
 
 help:
-	@echo "make setup  - install glpk-utils (if missing), create .venv, pip install -e '.[dev]'"
+	@echo "make setup  - install glpk-utils and chromium (if missing), create .venv,"
+	@echo "              pip install -e '.[dev]', fetch Solara's web assets (npm registry)"
 	@echo "make run    - run the light scenario with the fcfs strategy (seed 42)"
 	@echo "make test   - ruff check + pytest"
 	@echo "make bench  - run benchmarks/bench_core.py"
 	@echo "make clean  - remove .venv, caches and build artefacts"
 
-setup: glpk $(STAMP)
+setup: glpk chromium $(STAMP) webassets
 
 # GLPK's glpsol is a system binary (used by Pyomo); install it from Debian if missing.
 glpk:
@@ -32,6 +33,23 @@ glpk:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends glpk-utils; \
 		command -v glpsol >/dev/null 2>&1 || { echo "ERROR: glpsol still missing after installing glpk-utils" >&2; exit 1; }; \
 	fi
+
+# Debian's Chromium, for the browser test (tests/test_browser.py drives it with Playwright,
+# which cannot download a browser of its own here).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo ">> /usr/bin/chromium not found: installing chromium"; \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -q; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		[ -x /usr/bin/chromium ] || { echo "ERROR: /usr/bin/chromium still missing after installing chromium" >&2; exit 1; }; \
+	fi
+
+# Solara's JavaScript/CSS/fonts from the npm registry into ~/.cache/agentev/solara-assets
+# (or $AGENTEV_ASSETS_DIR), so the interactive page renders without CDN access.
+# Downloads only what is missing.
+webassets: $(STAMP)
+	$(VPY) -m agentev.webassets
 
 $(STAMP): pyproject.toml setup.cfg
 	@if [ ! -x "$(VPY)" ]; then \

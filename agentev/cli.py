@@ -5,7 +5,8 @@
   with statistics and reports;
 * ``agentev monitor DIR``: a running campaign's progress, rate and ETA;
 * ``agentev sweep``: a parameter sweep (``mesa.batch_run``) or the objective weights' Pareto
-  front.
+  front;
+* ``agentev viz``: the interactive page in the browser, with no CDN access needed.
 
 Examples::
 
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     from agentev.experiments import sweep
 
     sweep.add_parser(sub)
+    from agentev import vizserver
+
+    vizserver.add_parser(sub)
     return parser
 
 
@@ -254,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agentev.experiments import sweep
 
             return sweep.run_command(args)
+        if args.command == "viz":
+            from agentev import vizserver
+
+            return vizserver.run_command(args)
     except (ScenarioError, ValueError) as exc:
         parser.exit(2, f"agentev: error: {_cli_message(str(exc))}\n")
     return 1

@@ -1,56 +1,59 @@
 """Interactive page for the factory twin: ``solara run viz/app.py``.
 
-The page is Mesa's :class:`~mesa.visualization.SolaraViz`: the sidebar holds Mesa's controls
-(Reset, play/pause, Step) and the model parameters; the main area shows the factory floor
-(a matplotlib :class:`~mesa.visualization.SpaceRenderer`) next to a status line and a chart of
-the fleet's mean state of charge. One Step is one simulated minute.
+The page is Mesa's :class:`~mesa.visualization.SolaraViz`. The sidebar holds Mesa's controls
+(play interval, render interval: the steps Play and Step advance per redraw; Reset, play /
+pause, Step) and the model parameters: scenario, strategy, vehicles, chargers, the three
+objective weights and the seed. Reset rebuilds the model from them. One step is one
+simulated minute.
+
+Page 0, the live twin (``viz/components.py``): the status line and the factory floor (walls,
+workstations with their waiting jobs, chargers with their ports, vehicles by activity and
+state of charge, with a legend); live charts of the run so far (fleet state of charge, site
+power against the energy price, tasks completed and backlog, charger queue); the controller's
+plan as a Gantt chart with the present time marked; the last step's negotiation messages.
+
+Page 1, the campaign (``viz/campaign_page.py``): the statistics and figures of an
+``agentev experiments`` output directory.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import solara
-from matplotlib import colormaps
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize, to_hex
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from mesa.discrete_space import PropertyLayer
-from mesa.visualization import Slider, SolaraViz, SpaceRenderer
-from mesa.visualization.components import AgentPortrayalStyle, PropertyLayerStyle
+from mesa.visualization import Slider, SolaraViz
 
-from agentev.agents.charger import Charger
-from agentev.agents.vehicle import Vehicle, VehicleState
-from agentev.agents.workstation import Workstation
 from agentev.model import FactoryModel
 from agentev.scenario import DEFAULT_SCENARIO, available_scenarios, load_scenario
 from agentev.strategies import STRATEGIES
+from agentev.webassets import use_offline_assets
+
+# Solara's JavaScript, CSS and fonts from the local cache (make setup), not from a CDN.
+use_offline_assets()
+
+# viz/ is a folder of scripts, not a package: `solara run viz/app.py` puts it on sys.path,
+# and so does this line when the file is loaded another way (the tests, the benchmark).
+VIZ_DIR = str(Path(__file__).resolve().parent)
+if VIZ_DIR not in sys.path:
+    sys.path.insert(0, VIZ_DIR)
+
+from campaign_page import CampaignPage  # noqa: E402
+from components import (  # noqa: E402, F401  (the page's building blocks, re-exported)
+    LIVE_COMPONENTS,
+    FloorView,
+    agent_portrayal,
+    clock,
+    make_renderer,
+    status_line,
+)
 
 DEFAULT_SEED = 42
-
-#: Vehicles are filled by state of charge, red (empty) to green (full).
-SOC_CMAP = colormaps["RdYlGn"]
-#: Marker of each vehicle state: triangles drive, polygons handle loads, P/X/* are charging.
-STATE_MARKERS: dict[VehicleState, str] = {
-    VehicleState.IDLE: "o",
-    VehicleState.TO_PARK: "v",
-    VehicleState.TO_PICKUP: ">",
-    VehicleState.WAIT_DOCK: "h",
-    VehicleState.LOADING: "^",
-    VehicleState.TO_DROPOFF: "<",
-    VehicleState.UNLOADING: "p",
-    VehicleState.TO_CHARGER: "P",
-    VehicleState.QUEUED: "X",
-    VehicleState.CHARGING: "*",
-}
-CHARGER_COLOR = "tab:blue"
-FAILED_CHARGER_COLOR = "black"
-WORKSTATION_COLOR = "tab:purple"
-#: Colour of each floor layer added by :class:`FactoryViewModel`.
-FLOOR_COLORS = {"blocked": "dimgray", "parking": "lightsteelblue"}
+#: Step of the objective weight sliders.
+WEIGHT_STEP = 0.05
 
 
 def _seed(rng: Any) -> Any:
@@ -83,7 +86,10 @@ class FactoryViewModel(FactoryModel):
         strategy: Charging strategy name; None keeps the scenario's.
         num_vehicles: Fleet size; None keeps the scenario's.
         num_chargers: Charger sites in use; None keeps the scenario's.
-        duration_h: Simulated time in hours; None keeps the scenario's (the ``oracle``
+        alpha_energy: Objective weight of energy cost; None keeps the scenario's.
+        alpha_downtime: Objective weight of vehicle downtime; None keeps the scenario's.
+        alpha_utilization: Objective weight of charger utilisation; None keeps the scenario's.
+        duration_h: Simulated time (hours); None keeps the scenario's (the ``oracle``
             strategy solves its whole-run plan at construction, so it grows with this).
         rng: Seed (int, or its text from the seed box).
     """
@@ -95,6 +101,9 @@ class FactoryViewModel(FactoryModel):
         strategy: str | None = None,
         num_vehicles: int | None = None,
         num_chargers: int | None = None,
+        alpha_energy: float | None = None,
+        alpha_downtime: float | None = None,
+        alpha_utilization: float | None = None,
         duration_h: float | None = None,
         rng: Any = DEFAULT_SEED,
     ) -> None:
@@ -103,6 +112,9 @@ class FactoryViewModel(FactoryModel):
             strategy=strategy,
             num_vehicles=num_vehicles,
             num_chargers=num_chargers,
+            alpha_energy=alpha_energy,
+            alpha_downtime=alpha_downtime,
+            alpha_utilization=alpha_utilization,
             duration_h=duration_h,
             rng=_seed(rng),
         )
@@ -118,128 +130,6 @@ class FactoryViewModel(FactoryModel):
         return self.layout.grid
 
 
-# ----------------------------------------------------------------- floor plan
-def agent_portrayal(agent) -> AgentPortrayalStyle:
-    """Vehicles by state (marker) and state of charge (colour); chargers and workstations."""
-    x, y = agent.position
-    match agent:
-        case Vehicle():
-            return AgentPortrayalStyle(
-                x=x,
-                y=y,
-                color=to_hex(SOC_CMAP(agent.soc)),
-                marker=STATE_MARKERS[agent.state],
-                size=90,
-                zorder=3,
-                edgecolors="black",
-                linewidths=0.8,
-            )
-        case Charger():
-            color = FAILED_CHARGER_COLOR if agent.failed else CHARGER_COLOR
-            return AgentPortrayalStyle(
-                x=x, y=y, color=color, marker="s", size=260, zorder=1, edgecolors=color
-            )
-        case Workstation():
-            return AgentPortrayalStyle(
-                x=x,
-                y=y,
-                color=WORKSTATION_COLOR,
-                marker="D",
-                size=160,
-                zorder=1,
-                edgecolors=WORKSTATION_COLOR,
-            )
-    raise TypeError(f"no portrayal for {type(agent).__name__}")
-
-
-def floor_portrayal(layer) -> PropertyLayerStyle:
-    """Walls and parking places as flat colours."""
-    return PropertyLayerStyle(
-        color=FLOOR_COLORS[layer.name], alpha=1.0, vmin=0, vmax=1, colorbar=False
-    )
-
-
-def decorate_floor(ax) -> None:
-    """Size, legend and state-of-charge colour bar; called once per renderer."""
-    fig = ax.get_figure()
-    fig.set_size_inches(10, 5)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    handles = [
-        Line2D([], [], ls="", marker=marker, color="lightgray", mec="black", label=state.value)
-        for state, marker in STATE_MARKERS.items()
-    ]
-    handles += [
-        Line2D([], [], ls="", marker="s", color=CHARGER_COLOR, ms=9, label="charger"),
-        Line2D([], [], ls="", marker="s", color=FAILED_CHARGER_COLOR, ms=9, label="failed"),
-        Line2D([], [], ls="", marker="D", color=WORKSTATION_COLOR, ms=7, label="workstation"),
-        Patch(color=FLOOR_COLORS["parking"], label="parking"),
-        Patch(color=FLOOR_COLORS["blocked"], label="wall"),
-    ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    fig.colorbar(
-        ScalarMappable(Normalize(0.0, 1.0), SOC_CMAP),
-        ax=ax,
-        orientation="horizontal",
-        fraction=0.06,
-        pad=0.02,
-        label="vehicle state of charge",
-    )
-
-
-def make_renderer(model: FactoryViewModel) -> SpaceRenderer:
-    """The floor plan renderer (matplotlib backend).
-
-    Drawn once here: SolaraViz redraws only the layers (structure, agents, property layers)
-    that have been drawn before.
-    """
-    renderer = SpaceRenderer(model, backend="matplotlib")
-    renderer.setup_agents(agent_portrayal).setup_propertylayer(floor_portrayal)
-    renderer.post_process = decorate_floor
-    return renderer.render()
-
-
-# ----------------------------------------------------------------- status and chart
-def clock(minutes: float) -> str:
-    """Time of day of a model time in minutes, with the day after the first: ``day 2 06:05``."""
-    day, minute = divmod(int(minutes), 24 * 60)
-    hhmm = f"{minute // 60:02d}:{minute % 60:02d}"
-    return hhmm if day == 0 else f"day {day + 1} {hhmm}"
-
-
-def status_line(model: FactoryModel) -> str:
-    """Model time and tasks completed, as one line."""
-    t = model.time
-    return f"t = {t:g} min ({clock(t)}) · tasks completed: {model.tasks_completed}"
-
-
-def mean_soc_figure(model: FactoryModel) -> Figure:
-    """Mean state of charge of the fleet so far (one DataCollector row per minute)."""
-    soc = model.datacollector.get_model_vars_dataframe()["mean_soc"]
-    fig = Figure(figsize=(5, 3), constrained_layout=True)
-    ax = fig.subplots()
-    ax.plot(np.arange(len(soc)) / 60.0, soc.to_numpy(), color="tab:green")
-    ax.set_xlim(left=0.0)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel("time (h)")
-    ax.set_ylabel("mean state of charge")
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def fleet_status(model: FactoryModel):
-    """Status line and mean-SoC chart.
-
-    A plain function, not a ``@solara.component``: SolaraViz wraps plain functions in a
-    component that redraws after every step; a component passed as is would not redraw.
-    """
-    with solara.Column() as column:
-        solara.Text(status_line(model), classes=["agentev-status"])
-        solara.FigureMatplotlib(mean_soc_figure(model), format="png")
-    return column
-
-
 # ----------------------------------------------------------------- parameters and page
 def _limits() -> tuple[int, int]:
     """Largest fleet and charger count every built-in scenario's map can take."""
@@ -249,10 +139,19 @@ def _limits() -> tuple[int, int]:
     return max_vehicles, max_chargers
 
 
+def _weight(label: str, value: float) -> Slider:
+    return Slider(label, float(value), 0.0, 1.0, WEIGHT_STEP, dtype=float)
+
+
 def make_model_params(initial: FactoryModel) -> dict:
-    """SolaraViz controls, starting from the initial model's values."""
+    """SolaraViz controls, starting from the initial model's values.
+
+    The sliders hold explicit values: after choosing another scenario, its own fleet size and
+    weights apply only where the sliders are moved to them.
+    """
     max_vehicles, max_chargers = _limits()
     cfg = initial.config
+    c = cfg.controller
     return {
         "scenario_name": {
             "type": "Select",
@@ -268,18 +167,40 @@ def make_model_params(initial: FactoryModel) -> dict:
         },
         "num_vehicles": Slider("Vehicles", cfg.num_vehicles, 1, max_vehicles),
         "num_chargers": Slider("Chargers", cfg.num_chargers, 1, max_chargers),
-        "rng": {"type": "InputText", "value": initial.seed, "label": "Seed"},
+        # the objective weights of the twin controller (intelligent, oracle): energy cost,
+        # vehicle downtime, charger utilisation (see agentev/objective.py)
+        "alpha_energy": _weight("alpha_energy", c.alpha_energy),
+        "alpha_downtime": _weight("alpha_downtime", c.alpha_downtime),
+        "alpha_utilization": _weight("alpha_utilization", c.alpha_utilization),
+        "rng": {"type": "InputText", "value": str(initial.seed), "label": "Seed"},
     }
 
 
-def make_page(model: FactoryViewModel | solara.Reactive[FactoryViewModel]):
-    """The SolaraViz page for a model (or a reactive model, so tests can follow Reset)."""
+def make_components(live=LIVE_COMPONENTS) -> list[tuple[Any, int]]:
+    """The page's components: the live twin on page 0, the campaign on page 1."""
+    return [*((component, 0) for component in live), (CampaignPage, 1)]
+
+
+def make_page(
+    model: FactoryViewModel | solara.Reactive[FactoryViewModel],
+    components: list[tuple[Any, int]] | None = None,
+    render_interval: int = 1,
+):
+    """The SolaraViz page for a model (or a reactive model, so tests can follow Reset).
+
+    Args:
+        model: The model shown first.
+        components: ``(component, page)`` pairs; None: :func:`make_components`.
+        render_interval: Steps per redraw (Step and Play) at the start; the sidebar's
+            "Render Interval" slider changes it.
+    """
     initial = model.value if isinstance(model, solara.Reactive) else model
     return SolaraViz(
         model,
-        make_renderer(initial),
-        components=[(fleet_status, 0)],
+        components=make_components() if components is None else components,
         model_params=make_model_params(initial),
+        play_interval=150,
+        render_interval=render_interval,
         name="agentev: factory EV fleet",
     )
 

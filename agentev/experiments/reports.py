@@ -61,7 +61,7 @@ OCCUPANCY_BIN_MIN = 15
 #: A name no output file may contain: the campaign's own runs table uses it.
 RESERVED_NAME = "runs"
 
-_STYLE = {
+FIGURE_STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -109,19 +109,21 @@ def write_figures(
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = stats.add_derived(runs)
-    colours = _strategy_colours(runs, traces)
-    figures: dict[str, Callable[[], Figure]] = {"boxplots.pdf": lambda: _boxplots(runs, colours)}
+    colours = strategy_colours(runs, traces)
+    figures: dict[str, Callable[[], Figure]] = {
+        "boxplots.pdf": lambda: boxplots_figure(runs, colours)
+    }
     if traces is not None and len(traces):
         _require(traces, TRACE_COLUMNS, "traces")
-        drawn = _first_replication(traces)
-        figures["soc_trajectories.pdf"] = lambda: _soc_figure(drawn, colours)
-        figures["site_power_price.pdf"] = lambda: _power_price_figure(drawn, colours)
-        figures["charger_occupancy.pdf"] = lambda: _occupancy_figure(drawn, colours)
+        drawn = first_replication(traces)
+        figures["soc_trajectories.pdf"] = lambda: soc_figure(drawn, colours)
+        figures["site_power_price.pdf"] = lambda: power_price_figure(drawn, colours)
+        figures["charger_occupancy.pdf"] = lambda: occupancy_figure(drawn, colours)
     if pareto is not None:
         _require(pareto, PARETO_COLUMNS, "pareto")
-        figures["pareto.pdf"] = lambda: _pareto_figure(pareto)
+        figures["pareto.pdf"] = lambda: pareto_figure(pareto)
     written = []
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(FIGURE_STYLE):
         for name, draw in figures.items():
             path = out / name
             _save_pdf(draw(), path)
@@ -190,7 +192,7 @@ def write_report(
 # --- figures -------------------------------------------------------------------------------
 
 
-def _boxplots(runs: pd.DataFrame, colours: dict[str, Any]) -> Figure:
+def boxplots_figure(runs: pd.DataFrame, colours: dict[str, Any]) -> Figure:
     """Box plots: rows = key metrics, columns = scenarios, boxes = strategies."""
     scenarios = sorted(runs["scenario"].unique())
     metrics = [m for m in KEY_METRICS if m in runs.columns]
@@ -236,7 +238,7 @@ def _boxplots(runs: pd.DataFrame, colours: dict[str, Any]) -> Figure:
     return fig
 
 
-def _soc_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
+def soc_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
     """Fleet mean state of charge with its min-max band over time."""
 
     def draw(ax: Axes, strategy: str, t: pd.DataFrame) -> None:
@@ -250,7 +252,7 @@ def _soc_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
     return fig
 
 
-def _power_price_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
+def power_price_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
     """Site power per strategy with the energy price on a twin axis."""
 
     def draw(ax: Axes, strategy: str, t: pd.DataFrame) -> None:
@@ -283,7 +285,7 @@ def _power_price_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure
     return fig
 
 
-def _occupancy_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
+def occupancy_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
     """Share of charger ports occupied, in 15-minute means."""
 
     def draw(ax: Axes, strategy: str, t: pd.DataFrame) -> None:
@@ -302,7 +304,7 @@ def _occupancy_figure(traces: pd.DataFrame, colours: dict[str, Any]) -> Figure:
     return fig
 
 
-def _pareto_figure(pareto: pd.DataFrame) -> Figure:
+def pareto_figure(pareto: pd.DataFrame) -> Figure:
     """Energy cost against service shortfall, with the non-dominated front."""
     fig = Figure(figsize=(5.5, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -391,13 +393,13 @@ def _by_scenario(traces: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(scenario, group) for scenario, group in traces.groupby("scenario", sort=True)]
 
 
-def _first_replication(traces: pd.DataFrame) -> pd.DataFrame:
+def first_replication(traces: pd.DataFrame) -> pd.DataFrame:
     """The rows of the smallest replication of each scenario and strategy."""
     first = traces.groupby(["scenario", "strategy"])["replication"].transform("min")
     return traces[traces["replication"] == first]
 
 
-def _strategy_colours(runs: pd.DataFrame, traces: pd.DataFrame | None) -> dict[str, Any]:
+def strategy_colours(runs: pd.DataFrame, traces: pd.DataFrame | None) -> dict[str, Any]:
     """One colour per strategy, the same in every figure (sorted names, tab10 cycle)."""
     names = set(runs["strategy"])
     if traces is not None and len(traces):
