@@ -1099,16 +1099,3 @@ def test_relax_and_fix_on_an_infeasible_instance_falls_back_and_restores_the_mod
     plan = planner.solve_relax_and_fix(data)
     assert plan.status == "fcfs" and plan.fallback and plan.message
     assert not any(var.fixed for var in planner.model.x.values())
-
-
-def test_a_vehicle_drained_below_empty_by_its_forecast_is_priced_not_infeasible():
-    """A vehicle that may not charge and whose forecast work exceeds its stored energy: the
-    plan still solves (flexible's lead-acid forklifts made every such re-plan infeasible)."""
-    data = simple_instance()
-    drained = replace(data.vehicles[0], soc=0.25, free_windows=[], work_kwh=[1.5] * 4)
-    data = replace(data, vehicles=[drained, data.vehicles[1]])
-    plan = solve_fresh(data)
-    assert not plan.fallback and plan.status == "optimal"
-    assert plan.energy_kwh[0, -1] == pytest.approx(2.5 - 6.0)  # below zero, as forecast
-    assert not plan.plugged[0].any()
-    assert plan.terms["soc_slack_kwh"] > 0

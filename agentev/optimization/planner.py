@@ -20,8 +20,7 @@ charge's window (kW). With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugg
     E_{vt} &= E_{v,t-1} + \eta_v g_{vt} - c_{vt}    &\text{(dynamics; forecast use)}\\
     E_{vt} &\le \overline{soc}_v C_v, \quad E_{vt} + u_{vt} \ge \underline{soc}_v C_v,
       \quad E_{vt} + u_{vt} + r_{vt} \ge (\underline{soc}_v + \rho_v) C_v\\
-    E_{vt} &\ge R_{vt}                              &\text{(energy required by a time;}\\
-      &&\text{where none, } R_{vt} = E^0_v - \textstyle\sum_t c_{vt} - 1 \text{, never binding)}\\
+    E_{vt} &\ge R_{vt}                              &\text{(energy required by a time)}\\
     \textstyle\sum_v x_{vt} &\le N^{port}_t         &\text{(ports of working chargers)}\\
     G_t &\le (L - B_t)\Delta                        &\text{(site connection limit)}\\
     s_{vt} &\ge x_{vt} - x_{v,t-1}\\
@@ -100,7 +99,7 @@ from agentev.optimization.solvers import HIGHS_MIP_OPTIONS, SolverOptions, check
 log = logging.getLogger(__name__)
 
 #: Version of the formulation; bump it when the model changes (it keys cached oracle plans).
-FORMULATION_VERSION = 4
+FORMULATION_VERSION = 3
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
 #: Penalty per kWh below ``min_soc + reserve_soc`` (the plan's soft reserve).
@@ -587,9 +586,7 @@ class ChargingPlanner:
             m.lam[i].set_value(stored_price / v.efficiency)
             free = _windows_to_periods(v.free_windows, nt, data.period_min)
             work = [v.idle_kw * dt_h] * nt if v.work_kwh is None else list(v.work_kwh)
-            # no requirement: a bound that never binds (E cannot fall below e0 - all work), so
-            # E stays free below and a drained forecast is priced by the slacks, not infeasible
-            req = [v.soc * v.capacity_kwh - sum(work) - 1.0] * nt
+            req = [0.0] * nt
             for when, energy in v.required:
                 t = min(nt - 1, max(0, math.ceil(when / data.period_min) - 1))
                 req[t] = max(req[t], energy)
