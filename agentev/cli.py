@@ -171,12 +171,11 @@ def _monitor(args: argparse.Namespace) -> int:
     from agentev.experiments.checkpoint import CheckpointStore
     from agentev.experiments.framework import campaign_status
 
+    store = CheckpointStore(args.output_dir)
     while True:
         print(campaign_status(args.output_dir), flush=True)
-        summary = CheckpointStore(args.output_dir).read_summary()
-        finished = summary is not None and CheckpointStore(args.output_dir).count() >= (
-            summary.get("total") or 0
-        )
+        summary = store.read_summary()
+        finished = summary is not None and store.count() >= (summary.get("total") or 0)
         if args.once or finished:
             return 0
         time.sleep(args.interval)

@@ -230,3 +230,13 @@ def test_the_bare_command_means_the_full_default_campaign():
     assert args.strategies.split(",") == list(STRATEGIES)
     assert args.replications == 30 and args.simulation_time is None
     assert args.output_dir == "results" and args.scheduler is None
+
+
+def test_run_single_simulation_stores_its_run_and_reuses_it(tmp_path):
+    fw = ExperimentalFramework(output_dir=tmp_path, progress=False)
+    first = fw.run_single_simulation(scenario="light", strategy="fcfs", seed=5, simulation_time=1)
+    (stored,) = (tmp_path / "checkpoints").glob("*.json")
+    mtime = stored.stat().st_mtime_ns
+    again = fw.run_single_simulation(scenario="light", strategy="fcfs", seed=5, simulation_time=1)
+    assert again == first and stored.stat().st_mtime_ns == mtime
+    assert (first["scenario"], first["strategy"], first["seed"]) == ("light", "fcfs", 5)

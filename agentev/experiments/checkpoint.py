@@ -163,6 +163,11 @@ class CheckpointStore:
         path.unlink(missing_ok=True)
         return None
 
+    def get(self, key: str) -> dict[str, Any] | None:
+        """One run's valid record, or None (a corrupt file is reported and removed)."""
+        path = self.path(key)
+        return self._read(path) if path.is_file() else None
+
     def load(self) -> dict[str, dict[str, Any]]:
         """Every valid checkpoint by key; corrupt ones and leftover temporary files removed."""
         if not self.dir.is_dir():

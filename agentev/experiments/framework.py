@@ -276,7 +276,7 @@ class ExperimentalFramework:
     def _run_here(self, spec: RunSpec) -> dict[str, Any]:
         key = run_key(spec)
         if self.enable_checkpoints:
-            stored = self.store.load().get(key)
+            stored = self.store.get(key)
             if stored is not None:
                 return stored["result"]
         result = execute_run(spec.to_dict())
