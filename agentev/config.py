@@ -208,6 +208,9 @@ class ControllerConfig:
     prediction_horizon_h: float = 4.0
     optimization_interval_h: float = 1.0
     period_min: float = 15.0
+    #: Length of the horizon's periods after the first re-plan interval (minutes; move
+    #: blocking, see ``agentev.optimization.controller``).
+    tail_period_min: float = 60.0
     alpha_energy: float = ALPHA_ENERGY
     alpha_downtime: float = ALPHA_DOWNTIME
     alpha_utilization: float = ALPHA_UTILIZATION

@@ -172,6 +172,7 @@ def parameters(model: FactoryModel) -> dict[str, Any]:
             "prediction_horizon_h": c.prediction_horizon_h,
             "optimization_interval_h": c.optimization_interval_h,
             "period_min": c.period_min,
+            "tail_period_min": c.tail_period_min,
             "solver": c.solver,
         }
     )

@@ -387,12 +387,18 @@ def _controller(r: _Reader) -> ControllerConfig:
             "optimization_interval_h", d.optimization_interval_h, low=0.0, low_open=True
         ),
         period_min=r.number("period_min", d.period_min, low=1.0),
+        tail_period_min=r.number("tail_period_min", d.tail_period_min, low=1.0),
         alpha_energy=r.number("alpha_energy", d.alpha_energy, low=0.0),
         alpha_downtime=r.number("alpha_downtime", d.alpha_downtime, low=0.0),
         alpha_utilization=r.number("alpha_utilization", d.alpha_utilization, low=0.0),
         solver=r.string("solver", d.solver),
         forecaster=r.string("forecaster", d.forecaster, choices=FORECASTERS),
     )
+    ratio = cfg.tail_period_min / cfg.period_min
+    if abs(ratio - round(ratio)) > 1e-9:
+        raise r.fail(
+            "tail_period_min", cfg.tail_period_min, f"a multiple of period_min = {cfg.period_min}"
+        )
     r.done()
     return cfg
 

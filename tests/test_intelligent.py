@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from agentev import FactoryModel
 from agentev.metrics import metrics_from_dir
 from agentev.outputs import run_and_write
 from tests.helpers import assert_invariants, file_bytes
@@ -185,3 +187,33 @@ def test_power_setpoint_command_checks_its_input():
     commands.set_power(v.unique_id, None)
     model.run_for(1)
     assert v.power_setpoint_kw is None
+
+
+def test_the_controller_plans_a_coarse_tail_and_hands_back_quarter_hours():
+    """Move blocking: 4 quarter-hours, then 3 hours; the aggregated tail keeps the fine
+    problem's energy and prices (sums and means), and the plan comes back in 16 periods."""
+    from agentev.agents.controller import TwinState
+    from agentev.optimization.controller import OptimizationController
+
+    model = FactoryModel(scenario="heavy", strategy="fcfs", rng=2)
+    model.run_for(7 * 60)
+    state = TwinState.observe(model)
+    fine = OptimizationController(tail_period_min=None)
+    blocked = OptimizationController()
+    fine.attach(model)
+    blocked.attach(model)
+    a, b = fine.plan_input(state), blocked.plan_input(state)
+    assert a.period_lengths_min is None and a.periods == 16
+    assert list(b.period_lengths_min) == [15.0] * 4 + [60.0] * 3
+    groups = [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)] + [
+        slice(k, k + 4) for k in (4, 8, 12)
+    ]
+    for va, vb in zip(a.vehicles, b.vehicles, strict=True):
+        assert vb.work_kwh == pytest.approx([sum(va.work_kwh[g]) for g in groups])
+    assert b.price_per_kwh == pytest.approx([np.mean(a.price_per_kwh[g]) for g in groups])
+    assert b.base_load_kw == pytest.approx([max(a.base_load_kw[g]) for g in groups])
+    assert b.needed_vehicles == pytest.approx([np.mean(a.needed_vehicles[g]) for g in groups])
+    plan = blocked.plan(state)
+    assert plan.status in ("optimal", "feasible")
+    assert plan.plugged.shape == (len(model.vehicles), 16)
+    assert (plan.plugged[:, 4:8] == plan.plugged[:, [4]]).all()

@@ -36,6 +36,7 @@ from agentev.optimization.planner import (
     PlanInput,
     PlanVehicle,
     assign_ports,
+    coarse_tail_lengths,
     plan_charging,
     round_plugged,
     vehicle_cuts,
@@ -55,27 +56,40 @@ def gap_tol(value: float) -> float:
 # ------------------------------------------------------------------ the problem, read off
 # the dataclass docs and the module docstring (independent of the planner's update()).
 def dt_h(data: PlanInput) -> float:
+    """The period length (hours) of an instance with periods of one length."""
     return data.period_min / 60.0
+
+
+def period_minutes(data: PlanInput) -> np.ndarray:
+    """Each period's length (minutes): ``period_lengths_min`` if given."""
+    if data.period_lengths_min is None:
+        return np.full(data.periods, data.period_min)
+    return np.asarray(data.period_lengths_min, dtype=float)
 
 
 def free_periods(v: PlanVehicle, data: PlanInput) -> np.ndarray:
     """a_vt: a period counts if one window covers all of it; None: free throughout."""
-    nt, pm = data.periods, data.period_min
     if v.free_windows is None:
-        return np.ones(nt, dtype=bool)
+        return np.ones(data.periods, dtype=bool)
+    ends = np.cumsum(period_minutes(data))
+    starts = ends - period_minutes(data)
     return np.array(
-        [any(lo <= t * pm and (t + 1) * pm <= hi for lo, hi in v.free_windows) for t in range(nt)]
+        [
+            any(lo <= a and b <= hi for lo, hi in v.free_windows)
+            for a, b in zip(starts, ends, strict=True)
+        ]
     )
 
 
 def required_energy(v: PlanVehicle, data: PlanInput) -> np.ndarray:
-    """R_vt: energy at the end of the period in which each ``time_min`` falls (0: none).
+    """R_vt: energy at the end of the period in which each ``time_min`` falls (-inf: none).
 
     The instances here never put a requirement on a period boundary or past the horizon.
     """
-    req = np.zeros(data.periods)
+    req = np.full(data.periods, -np.inf)
+    ends = np.cumsum(period_minutes(data))
     for when, energy in v.required:
-        t = int(when // data.period_min)
+        t = int(np.flatnonzero(ends > when)[0])
         req[t] = max(req[t], energy)
     return req
 
@@ -83,7 +97,7 @@ def required_energy(v: PlanVehicle, data: PlanInput) -> np.ndarray:
 def work_energy(v: PlanVehicle, data: PlanInput) -> np.ndarray:
     """c_vt: consumption if working; None: idle_kw throughout."""
     if v.work_kwh is None:
-        return np.full(data.periods, v.idle_kw * dt_h(data))
+        return v.idle_kw * period_minutes(data) / 60.0
     return np.asarray(v.work_kwh, dtype=float)
 
 
@@ -273,7 +287,8 @@ class ScheduleLP:
         for v, veh in enumerate(data.vehicles):
             for t in range(nt):
                 bounds[self.gi(v, t)] = (0.0, veh.max_power_kw * dt * x[v, t])
-                bounds[self.ei(v, t)] = (self.req[v, t], veh.max_soc * veh.capacity_kwh)
+                floor = None if np.isinf(self.req[v, t]) else self.req[v, t]  # free below
+                bounds[self.ei(v, t)] = (floor, veh.max_soc * veh.capacity_kwh)
                 prev = self.x_now[v] if t == 0 else x[v, t - 1]
                 bounds[self.si(v, t)] = (max(0.0, x[v, t] - prev), None)
         for t in range(nt):
@@ -486,7 +501,9 @@ def check_plan(
     ``exact``: the plan was solved to (near) optimality, so the slack-like terms (sessions,
     shortfall, SoC slack, demand increment) sit at their lower bounds; else only >= them.
     """
-    nv, nt, dt = len(data.vehicles), data.periods, dt_h(data)
+    nv, nt = len(data.vehicles), data.periods
+    minutes = period_minutes(data)
+    dt = minutes / 60.0
     x, g, e = plan.plugged, plan.grid_kwh, plan.energy_kwh
     assert x.shape == g.shape == e.shape == (nv, nt)
     assert x.dtype == bool
@@ -499,11 +516,10 @@ def check_plan(
         e_prev = veh.soc * veh.capacity_kwh
         work = work_energy(veh, data)
         req = required_energy(veh, data)
-        cuts = taper_cuts(veh, data.period_min)
         for t in range(nt):
             assert g[v, t] >= 0.0
-            assert g[v, t] <= veh.max_power_kw * dt * x[v, t] + TOL, (v, t)
-            for a, b in cuts:
+            assert g[v, t] <= veh.max_power_kw * dt[t] * x[v, t] + TOL, (v, t)
+            for a, b in taper_cuts(veh, minutes[t]):
                 assert veh.efficiency * g[v, t] <= a + b * e_prev + TOL, (v, t, a, b)
             expected = e_prev + veh.efficiency * g[v, t] - work[t]
             assert e[v, t] == pytest.approx(expected, abs=TOL), (v, t)
@@ -513,7 +529,7 @@ def check_plan(
             e_prev = e[v, t]
     if data.grid_limit_kw is not None:
         for t in range(nt):
-            assert g[:, t].sum() <= (data.grid_limit_kw - data.base_load_kw[t]) * dt + TOL, t
+            assert g[:, t].sum() <= (data.grid_limit_kw - data.base_load_kw[t]) * dt[t] + TOL, t
     check_ports(data, plan)
     if terms:
         check_terms(data, plan, exact)
@@ -552,7 +568,7 @@ def check_terms(data: PlanInput, plan: Plan, exact: bool = True) -> None:
         else:
             assert value >= bound - TOL
 
-    nv, nt, dt = len(data.vehicles), data.periods, dt_h(data)
+    nv, nt, dt = len(data.vehicles), data.periods, period_minutes(data) / 60.0
     x, g, e = plan.plugged.astype(float), plan.grid_kwh, plan.energy_kwh
     terms = plan.terms
     price = np.asarray(data.price_per_kwh)
@@ -569,7 +585,7 @@ def check_terms(data: PlanInput, plan: Plan, exact: bool = True) -> None:
     x_now = np.array([float(v.plugged) for v in data.vehicles])
     starts = np.maximum(0.0, x - np.column_stack([x_now, x[:, :-1]]))
     at_bound(terms["sessions"], float(starts.sum()))
-    assert terms["occupied_port_h"] == pytest.approx(float(x.sum() * dt), abs=TOL)
+    assert terms["occupied_port_h"] == pytest.approx(float((x * dt).sum()), abs=TOL)
     u = np.maximum(0.0, e_lo[:, None] - e)
     at_bound(terms["soc_slack_kwh"], float(u.sum()))
     at_bound(terms["reserve_slack_kwh"], float(np.maximum(0.0, e_res[:, None] - e - u).sum()))
@@ -581,7 +597,7 @@ def check_terms(data: PlanInput, plan: Plan, exact: bool = True) -> None:
     at_bound(terms["demand_increment"], increment)
     needed = np.zeros(nt) if data.needed_vehicles is None else np.asarray(data.needed_vehicles)
     workers = np.full(nt, float(nv)) if data.workers is None else np.asarray(data.workers)
-    shortfall = np.maximum(0.0, needed - workers + x.sum(axis=0)).sum() * dt
+    shortfall = (np.maximum(0.0, needed - workers + x.sum(axis=0)) * dt).sum()
     at_bound(terms["shortfall_vh"], float(shortfall))
     objective = (
         data.alpha_energy
@@ -1099,3 +1115,148 @@ def test_relax_and_fix_on_an_infeasible_instance_falls_back_and_restores_the_mod
     plan = planner.solve_relax_and_fix(data)
     assert plan.status == "fcfs" and plan.fallback and plan.message
     assert not any(var.fixed for var in planner.model.x.values())
+
+
+def test_a_vehicle_drained_below_empty_by_its_forecast_is_priced_not_infeasible():
+    """A vehicle that may not charge and whose forecast work exceeds its stored energy: the
+    plan still solves (flexible's lead-acid forklifts made every such re-plan infeasible)."""
+    data = simple_instance()
+    drained = replace(data.vehicles[0], soc=0.25, free_windows=[], work_kwh=[1.5] * 4)
+    data = replace(data, vehicles=[drained, data.vehicles[1]])
+    plan = solve_fresh(data)
+    assert not plan.fallback and plan.status == "optimal"
+    assert plan.energy_kwh[0, -1] == pytest.approx(2.5 - 6.0)  # below zero, as forecast
+    assert not plan.plugged[0].any()
+    assert plan.terms["soc_slack_kwh"] > 0
+
+
+# ------------------------------------------------------------------ longer tail periods
+@pytest.mark.parametrize(
+    ("periods", "fine", "tail", "expected"),
+    [
+        (16, 4, 60.0, [15.0] * 4 + [60.0] * 3),
+        (10, 4, 60.0, [15.0] * 4 + [60.0, 30.0]),
+        (3, 4, 60.0, [15.0] * 3),
+        (6, 2, 15.0, [15.0] * 6),
+        (96, 4, 120.0, [15.0] * 4 + [120.0] * 11 + [60.0]),
+    ],
+)
+def test_coarse_tail_lengths_keep_the_horizon(periods, fine, tail, expected):
+    lengths = coarse_tail_lengths(periods, 15.0, fine, tail)
+    assert lengths == expected
+    assert sum(lengths) == periods * 15.0
+
+
+@pytest.mark.parametrize("tail", [0.0, -60.0, 20.0])
+def test_a_tail_that_is_no_multiple_of_the_period_is_refused(tail):
+    with pytest.raises(ValueError, match=r"tail_period_min = .*multiple of period_min = 15"):
+        coarse_tail_lengths(16, 15.0, 4, tail)
+
+
+def coarse(data: PlanInput, fine: int, factor: int) -> PlanInput:
+    """``data`` with every period from ``fine`` on ``factor`` times longer (its per-period
+    values now belong to the longer periods)."""
+    n, fine = data.periods, min(fine, data.periods)
+    return replace(
+        data, period_lengths_min=[data.period_min] * fine + [data.period_min * factor] * (n - fine)
+    )
+
+
+def collapse(plan: Plan, reps: list[int]) -> Plan:
+    """The plan of the longer periods from a plan handed back in periods of ``period_min``."""
+    first = np.concatenate([[0], np.cumsum(reps)[:-1]]).astype(int)
+    last = np.cumsum(reps).astype(int) - 1
+    return Plan(
+        plan.status,
+        plan.plugged[:, first],
+        np.add.reduceat(plan.grid_kwh, first, axis=1),
+        plan.energy_kwh[:, last],
+        [[row[t] for t in first] for row in plan.ports],
+        plan.terms,
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    nv=st.integers(1, 4),
+    nt=st.integers(2, 6),
+    fine=st.integers(0, 3),
+    factor=st.integers(2, 4),
+    nd=st.integers(0, 2),
+    limit=st.booleans(),
+)
+def test_a_plan_with_longer_tail_periods_respects_every_constraint(
+    seed, nv, nt, fine, factor, nd, limit
+):
+    """Every constraint holds in the longer periods, and the plan comes back in periods of
+    ``period_min``: decisions and ports repeated, grid energy spread evenly, energy
+    interpolated between the longer periods' ends."""
+    # no required energies: the instance's windows cover its own periods, rarely the longer
+    # ones, so a requirement would often be out of reach
+    instance = random_instance(np.random.default_rng(seed), nv, nt, nd, limit, required_p=0.0)
+    data = coarse(instance, fine, factor)
+    reps = [1] * min(fine, nt) + [factor] * (nt - min(fine, nt))
+    plan = solve_fresh(data)
+    assert plan.status in ("optimal", "feasible"), plan.message
+    assert plan.plugged.shape == (nv, sum(reps))
+    assert all(len(row) == sum(reps) for row in plan.ports)
+    check_plan(data, collapse(plan, reps), exact=plan.status == "optimal")
+    k = 0
+    e_prev = np.array([v.soc * v.capacity_kwh for v in data.vehicles])
+    for r in reps:
+        block = slice(k, k + r)
+        assert (plan.plugged[:, block] == plan.plugged[:, [k]]).all()
+        assert [row[block] for row in plan.ports] == [[row[k]] * r for row in plan.ports]
+        np.testing.assert_allclose(plan.grid_kwh[:, block], plan.grid_kwh[:, [k]] * np.ones(r))
+        end = plan.energy_kwh[:, k + r - 1]
+        steps = e_prev[:, None] + (end - e_prev)[:, None] * (np.arange(1, r + 1) / r)
+        np.testing.assert_allclose(plan.energy_kwh[:, block], steps, atol=1e-9)
+        e_prev, k = end, k + r
+
+
+def test_periods_of_one_length_given_explicitly_plan_as_the_default():
+    data = fleet_instance(nv=4, nt=6)
+    explicit = replace(data, period_lengths_min=[data.period_min] * data.periods)
+    a, b = solve_fresh(data), solve_fresh(explicit)
+    assert a.terms["objective"] == pytest.approx(b.terms["objective"], abs=1e-9)
+    np.testing.assert_array_equal(a.plugged, b.plugged)
+
+
+def test_longer_periods_equal_a_problem_with_that_period_length():
+    """Periods of 30 minutes given as lengths plan as a problem whose period_min is 30."""
+    data = simple_instance()  # four 30-minute periods
+    as_lengths = replace(data, period_min=15.0, period_lengths_min=[30.0] * 4)
+    a, b = solve_fresh(data), solve_fresh(as_lengths)
+    assert b.terms["objective"] == pytest.approx(a.terms["objective"], abs=1e-7)
+    np.testing.assert_array_equal(collapse(b, [2] * 4).plugged, a.plugged)
+    np.testing.assert_allclose(collapse(b, [2] * 4).grid_kwh, a.grid_kwh, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "lengths", [[30.0, 30.0, 30.0], [30.0, 30.0, 30.0, -30.0], [30.0, 30.0, 30.0, 20.0]]
+)
+def test_bad_period_lengths_name_the_field(lengths):
+    data = replace(simple_instance(), period_lengths_min=lengths)
+    with pytest.raises(ValueError, match="period_lengths_min"):
+        solve_fresh(data)
+
+
+def test_the_hierarchical_planner_refuses_periods_of_different_lengths():
+    data = coarse(fleet_instance(nv=4, nt=6), 2, 2)
+    from agentev.optimization.hierarchical import HierarchicalPlanner
+
+    planner = HierarchicalPlanner(4, 6, len(data.demand_charges))
+    with pytest.raises(ValueError, match="period_lengths_min.*one length"):
+        planner.solve(data)
+
+
+def test_a_fallback_with_longer_periods_shifts_the_previous_plan_in_periods_of_period_min():
+    data = coarse(simple_instance(), 1, 2)  # 30 min, then three 60-minute periods
+    planner = ChargingPlanner(2, 4, options=EXACT)
+    first = planner.solve(data)
+    assert first.status == "optimal" and first.plugged.shape == (2, 7)
+    plan = planner.solve(infeasible(data), elapsed_periods=2)
+    assert plan.status == "previous" and plan.plugged.shape == (2, 7)
+    np.testing.assert_array_equal(plan.plugged[:, :5], first.plugged[:, 2:])
+    assert not plan.plugged[:, 5:].any()

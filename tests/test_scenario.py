@@ -117,6 +117,10 @@ BAD_FILES = {
         _edit("cell_size_m = 6.0\n", ""),
         ["layout.cell_size_m", "is missing"],
     ),
+    "tail_not_a_multiple_of_the_period": (
+        _edit("tail_period_min = 60.0", "tail_period_min = 50.0"),
+        ["controller.tail_period_min", "50.0", "a multiple of period_min = 15"],
+    ),
     "shift_ending_before_it_starts": (
         _edit("{ start_h = 0.0, end_h = 6.0,", "{ start_h = 6.0, end_h = 2.0,"),
         ["tasks.shifts[0].end_h", "2.0", "must be greater than start_h = 6"],

@@ -155,12 +155,17 @@ class HierarchicalPlanner(ChargingPlanner):
     def update(self, data: PlanInput) -> None:
         """Load the aggregate of a problem into the first-stage model."""
         self._check_shape(data)
+        if not np.allclose(data.lengths_min(), data.period_min):
+            raise ValueError(
+                f"period_lengths_min = {list(data.period_lengths_min)}: the hierarchical "
+                f"planner needs periods of one length (period_min = {data.period_min})"
+            )
         self._ensure_model(data)
         m = self.model
         nt, dt = self.periods, data.period_min
         dt_h = dt / 60.0
         vs = data.vehicles
-        self._free = np.array([_windows_to_periods(v.free_windows, nt, dt) for v in vs])
+        self._free = np.array([_windows_to_periods(v.free_windows, [dt] * nt) for v in vs])
         self._work = np.array(
             [[v.idle_kw * dt_h] * nt if v.work_kwh is None else list(v.work_kwh) for v in vs]
         )

@@ -20,7 +20,8 @@ charge's window (kW). With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugg
     E_{vt} &= E_{v,t-1} + \eta_v g_{vt} - c_{vt}    &\text{(dynamics; forecast use)}\\
     E_{vt} &\le \overline{soc}_v C_v, \quad E_{vt} + u_{vt} \ge \underline{soc}_v C_v,
       \quad E_{vt} + u_{vt} + r_{vt} \ge (\underline{soc}_v + \rho_v) C_v\\
-    E_{vt} &\ge R_{vt}                              &\text{(energy required by a time)}\\
+    E_{vt} &\ge R_{vt}                              &\text{(energy required by a time;}\\
+      &&\text{where none, } R_{vt} = E^0_v - \textstyle\sum_t c_{vt} - 1 \text{, never binding)}\\
     \textstyle\sum_v x_{vt} &\le N^{port}_t         &\text{(ports of working chargers)}\\
     G_t &\le (L - B_t)\Delta                        &\text{(site connection limit)}\\
     s_{vt} &\ge x_{vt} - x_{v,t-1}\\
@@ -99,7 +100,7 @@ from agentev.optimization.solvers import HIGHS_MIP_OPTIONS, SolverOptions, check
 log = logging.getLogger(__name__)
 
 #: Version of the formulation; bump it when the model changes (it keys cached oracle plans).
-FORMULATION_VERSION = 3
+FORMULATION_VERSION = 4
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
 #: Penalty per kWh below ``min_soc + reserve_soc`` (the plan's soft reserve).
@@ -208,6 +209,10 @@ class PlanInput:
         utilization_norm: Normaliser of the utilisation term over the horizon.
         stored_energy_price: Value of a battery kWh gained (currency/kWh at the grid);
             None = the mean of ``price_per_kwh``.
+        period_lengths_min: Length of each period (minutes), when they differ (e.g. a
+            horizon's far periods made longer, see :func:`coarse_tail_lengths`); None: every
+            period is ``period_min`` long. Per-period quantities (``work_kwh``,
+            ``needed_vehicles``, prices) are then per period of that length.
     """
 
     period_min: float
@@ -226,11 +231,29 @@ class PlanInput:
     downtime_norm: float = 1.0
     utilization_norm: float = 1.0
     stored_energy_price: float | None = None
+    period_lengths_min: Sequence[float] | None = None
 
     @property
     def periods(self) -> int:
         """Number of periods in the horizon."""
         return len(self.price_per_kwh)
+
+    def lengths_min(self) -> np.ndarray:
+        """Length of each period (minutes).
+
+        Raises:
+            ValueError: if ``period_lengths_min`` does not give one positive length per
+                period.
+        """
+        if self.period_lengths_min is None:
+            return np.full(self.periods, float(self.period_min))
+        lengths = np.asarray(self.period_lengths_min, dtype=float)
+        if lengths.shape != (self.periods,) or not np.all(lengths > 0):
+            raise ValueError(
+                f"period_lengths_min = {list(self.period_lengths_min)}: must give one positive "
+                f"length (minutes) for each of the {self.periods} periods"
+            )
+        return lengths
 
 
 @dataclass
@@ -241,7 +264,9 @@ class Plan:
         status: ``optimal``, ``feasible`` (stopped at the gap or a limit with a solution),
             ``previous`` (the previous plan, shifted), or ``fcfs`` (no plan: use the
             first-come-first-served rule).
-        plugged: ``[vehicle, period]`` booleans: plugged in.
+        plugged: ``[vehicle, period]`` booleans: plugged in. Every array is given in periods
+            of ``period_min``, also for a problem with longer periods
+            (:func:`expand_periods`).
         grid_kwh: ``[vehicle, period]`` grid energy (kWh).
         energy_kwh: ``[vehicle, period]`` battery energy at the end of the period (kWh).
         ports: Per vehicle, per period, the ``(charger_id, port)`` or None.
@@ -265,14 +290,49 @@ class Plan:
     message: str = ""
 
 
-def _windows_to_periods(windows, periods: int, period_min: float) -> list[int]:
+def _windows_to_periods(windows, lengths_min: Sequence[float]) -> list[int]:
+    """1 for each period (of the given lengths, minutes) that a window covers entirely."""
     if windows is None:
-        return [1] * periods
+        return [1] * len(lengths_min)
+    ends = np.cumsum(lengths_min)
     out = []
-    for t in range(periods):
-        a, b = t * period_min, (t + 1) * period_min
+    for a, b in zip(ends - np.asarray(lengths_min), ends, strict=True):
         out.append(int(any(lo <= a + 1e-9 and b <= hi + 1e-9 for lo, hi in windows)))
     return out
+
+
+def coarse_tail_lengths(periods: int, period_min: float, fine: int, tail_min: float) -> list[float]:
+    """Period lengths for a horizon of ``periods`` x ``period_min`` with a coarse tail.
+
+    The first ``fine`` periods keep ``period_min``; the rest of the horizon is cut into
+    periods of ``tail_min`` (the last one shorter if the horizon does not divide). This is
+    move blocking: only the near periods' decisions are carried out, the far ones value the
+    state they leave, and a quarter of the periods makes the model about half the size.
+
+    Args:
+        periods: Periods of ``period_min`` in the horizon.
+        period_min: The fine period length (minutes).
+        fine: Fine periods at the start.
+        tail_min: Length of the tail's periods (minutes), a multiple of ``period_min``.
+
+    Raises:
+        ValueError: if ``tail_min`` is not a positive multiple of ``period_min``.
+    """
+    ratio = tail_min / period_min
+    if tail_min <= 0 or abs(ratio - round(ratio)) > 1e-9:
+        raise ValueError(
+            f"tail_period_min = {tail_min}: must be a positive multiple of period_min = "
+            f"{period_min}"
+        )
+    step = int(round(ratio))
+    fine = min(fine, periods)
+    lengths = [float(period_min)] * fine
+    left = periods - fine
+    while left > 0:
+        k = min(step, left)
+        lengths.append(k * float(period_min))
+        left -= k
+    return lengths
 
 
 def vehicle_cuts(v: PlanVehicle, period_min: float) -> list[tuple[float, float]]:
@@ -335,7 +395,7 @@ class ChargingPlanner:
 
         A problem with another key rebuilds the model (a run's fleet keeps its key).
         """
-        return (data.period_min,) + tuple(
+        return (tuple(data.lengths_min()),) + tuple(
             (
                 v.capacity_kwh,
                 v.max_power_kw,
@@ -368,14 +428,15 @@ class ChargingPlanner:
         m.V = pyo.RangeSet(0, self.num_vehicles - 1)
         m.T = pyo.RangeSet(0, self.periods - 1)
         m.D = pyo.Set(initialize=list(range(self.num_demand_charges)))
-        dt_h = data.period_min / 60.0
+        lengths = [float(length) for length in data.lengths_min()]
+        dt_h = [length / 60.0 for length in lengths]  # floats: numpy scalars upset Pyomo
         vs = data.vehicles
         eff = [v.efficiency for v in vs]
-        cuts = []
-        for v in vs:
-            # Flat cuts (the constant-power part) repeat the power constraint: only the taper
-            # cuts go in.
-            cuts.append([c for c in self._cuts(v, data.period_min) if c[1] < -1e-9])
+        # Flat cuts (the constant-power part) repeat the power constraint: only the taper
+        # cuts go in; a period's cuts depend on its length.
+        cuts = [
+            [[c for c in self._cuts(v, length) if c[1] < -1e-9] for length in lengths] for v in vs
+        ]
         mp = {"mutable": True}
         m.e0 = pyo.Param(m.V, initialize=0.0, **mp)
         m.plugged0 = pyo.Param(m.V, initialize=0.0, **mp)
@@ -420,14 +481,17 @@ class ChargingPlanner:
 
         m.free = pyo.Constraint(m.V, m.T, rule=lambda m, v, t: m.x[v, t] <= m.avail[v, t])
         m.power = pyo.Constraint(
-            m.V, m.T, rule=lambda m, v, t: m.g[v, t] <= vs[v].max_power_kw * dt_h * m.x[v, t]
-        )
-        m.VK = pyo.Set(initialize=[(v, k) for v in m.V for k in range(len(cuts[v]))])
-        m.cccv = pyo.Constraint(
-            m.VK,
+            m.V,
             m.T,
-            rule=lambda m, v, k, t: (
-                eff[v] * m.g[v, t] <= cuts[v][k][0] + cuts[v][k][1] * prev_e(m, v, t)
+            rule=lambda m, v, t: m.g[v, t] <= vs[v].max_power_kw * dt_h[t] * m.x[v, t],
+        )
+        m.VTK = pyo.Set(
+            initialize=[(v, t, k) for v in m.V for t in m.T for k in range(len(cuts[v][t]))]
+        )
+        m.cccv = pyo.Constraint(
+            m.VTK,
+            rule=lambda m, v, t, k: (
+                eff[v] * m.g[v, t] <= cuts[v][t][k][0] + cuts[v][t][k][1] * prev_e(m, v, t)
             ),
         )
         m.dynamics = pyo.Constraint(
@@ -468,7 +532,7 @@ class ChargingPlanner:
         m.peak = pyo.Constraint(
             m.D,
             m.T,
-            rule=lambda m, d, t: m.P[d] >= m.inwin[d, t] * (m.base[t] + m.G[t] / dt_h),
+            rule=lambda m, d, t: m.P[d] >= m.inwin[d, t] * (m.base[t] + m.G[t] / dt_h[t]),
         )
 
         last = self.periods - 1
@@ -480,9 +544,9 @@ class ChargingPlanner:
         m.stored_port_h = pyo.Expression(
             expr=sum((m.E[v, last] - m.e0[v]) / (eff[v] * vs[v].max_power_kw) for v in m.V)
         )
-        m.shortfall_vh = pyo.Expression(expr=sum(m.q[t] * dt_h for t in m.T))
+        m.shortfall_vh = pyo.Expression(expr=sum(m.q[t] * dt_h[t] for t in m.T))
         m.sessions = pyo.Expression(expr=sum(m.s[v, t] for v in m.V for t in m.T))
-        m.occupied_port_h = pyo.Expression(expr=sum(m.x[v, t] * dt_h for v in m.V for t in m.T))
+        m.occupied_port_h = pyo.Expression(expr=sum(m.x[v, t] * dt_h[t] for v in m.V for t in m.T))
         m.throughput = pyo.Expression(expr=sum(m.G[t] for t in m.T))
         m.soc_slack = pyo.Expression(expr=sum(m.u[v, t] for v in m.V for t in m.T))
         m.reserve_slack = pyo.Expression(expr=sum(m.r[v, t] for v in m.V for t in m.T))
@@ -535,9 +599,9 @@ class ChargingPlanner:
         """
         m = self.model
         nt = self.periods
-        dt_h = data.period_min / 60.0
-        if m.component("dt_h") is not None:  # a constant in the per-vehicle model
-            m.dt_h.set_value(dt_h)
+        dt_h = [float(length) / 60.0 for length in data.lengths_min()]
+        if m.component("dt_h") is not None:  # the aggregate model's (uniform) period
+            m.dt_h.set_value(dt_h[0])
         m.w_e.set_value(data.alpha_energy / data.energy_norm)
         m.w_d.set_value(data.alpha_downtime / data.downtime_norm)
         m.w_u.set_value(data.alpha_utilization / data.utilization_norm)
@@ -553,7 +617,7 @@ class ChargingPlanner:
             headroom = (
                 1e6
                 if data.grid_limit_kw is None
-                else max(0.0, data.grid_limit_kw - data.base_load_kw[t]) * dt_h
+                else max(0.0, data.grid_limit_kw - data.base_load_kw[t]) * dt_h[t]
             )
             m.site_kwh[t].set_value(headroom)
             m.ports[t].set_value(float(ports[t]))
@@ -578,17 +642,20 @@ class ChargingPlanner:
         self._ensure_model(data)
         m = self.model
         nt = self.periods
-        dt_h = data.period_min / 60.0
+        lengths = data.lengths_min()
+        ends = np.cumsum(lengths)
         stored_price = self._load_site(data)
         for i, v in enumerate(data.vehicles):
             m.e0[i].set_value(v.soc * v.capacity_kwh)
             m.plugged0[i].set_value(1.0 if v.plugged else 0.0)
             m.lam[i].set_value(stored_price / v.efficiency)
-            free = _windows_to_periods(v.free_windows, nt, data.period_min)
-            work = [v.idle_kw * dt_h] * nt if v.work_kwh is None else list(v.work_kwh)
-            req = [0.0] * nt
+            free = _windows_to_periods(v.free_windows, lengths)
+            work = list(v.idle_kw * lengths / 60.0) if v.work_kwh is None else list(v.work_kwh)
+            # no requirement: a bound that never binds (E cannot fall below e0 - all work), so
+            # E stays free below and a drained forecast is priced by the slacks, not infeasible
+            req = [v.soc * v.capacity_kwh - sum(work) - 1.0] * nt
             for when, energy in v.required:
-                t = min(nt - 1, max(0, math.ceil(when / data.period_min) - 1))
+                t = min(nt - 1, int(np.searchsorted(ends, when - 1e-9)))
                 req[t] = max(req[t], energy)
             for t in range(nt):
                 m.avail[i, t].set_value(float(free[t]))
@@ -795,10 +862,12 @@ class ChargingPlanner:
             "objective": pyo.value(m.objective),
         }
         ports = assign_ports(x, data.chargers, [v.port for v in data.vehicles])
-        return Plan(status, x, g, e, ports, terms)
+        return expand_periods(Plan(status, x, g, e, ports, terms), data)
 
     def _fallback(self, data: PlanInput, message: str, shift: int) -> Plan:
-        nv, nt = self.num_vehicles, self.periods
+        nv = self.num_vehicles
+        reps = period_repeats(data)
+        nt = int(reps.sum())  # plans are given in periods of period_min
         prev = self.previous
         if prev is not None and 0 < shift < nt:
             x = np.zeros((nv, nt), dtype=bool)
@@ -808,8 +877,17 @@ class ChargingPlanner:
             g[:, : nt - shift] = prev.grid_kwh[:, shift:]
             e[:, : nt - shift] = prev.energy_kwh[:, shift:]
             self.previous = None  # shift an old plan once only
+            chargers = [
+                PlanCharger(
+                    c.charger_id,
+                    c.ports,
+                    c.power_kw,
+                    None if c.available is None else list(np.repeat(c.available, reps)),
+                )
+                for c in data.chargers
+            ]
             try:
-                ports = assign_ports(x, data.chargers, [v.port for v in data.vehicles])
+                ports = assign_ports(x, chargers, [v.port for v in data.vehicles])
             except ValueError as exc:  # chargers failed since: the old plan does not fit
                 message = f"{message}; previous plan unusable: {exc}"
             else:
@@ -817,6 +895,52 @@ class ChargingPlanner:
         empty = np.zeros((nv, nt), dtype=bool)
         zeros = np.zeros((nv, nt))
         return Plan("fcfs", empty, zeros, zeros.copy(), [], {}, True, 0.0, message)
+
+
+def period_repeats(data: PlanInput) -> np.ndarray:
+    """How many periods of ``period_min`` each of the problem's periods spans.
+
+    Raises:
+        ValueError: if a period's length is not a multiple of ``period_min``.
+    """
+    ratio = data.lengths_min() / float(data.period_min)
+    reps = np.rint(ratio).astype(int)
+    if np.any(reps < 1) or np.any(np.abs(ratio - reps) > 1e-9):
+        raise ValueError(
+            f"period_lengths_min = {list(data.period_lengths_min)}: every length must be a "
+            f"multiple of period_min = {data.period_min}"
+        )
+    return reps
+
+
+def expand_periods(plan: Plan, data: PlanInput) -> Plan:
+    """A plan of the problem's periods given in periods of ``period_min``.
+
+    A longer period's plug-in decision and port are repeated, its grid energy spread evenly
+    and its battery energy interpolated linearly. Plans of uniform periods are returned
+    as they are.
+    """
+    reps = period_repeats(data)
+    if np.all(reps == 1):
+        return plan
+    start = np.array([v.soc * v.capacity_kwh for v in data.vehicles])
+    before = np.column_stack([start, plan.energy_kwh[:, :-1]])
+    steps = np.concatenate([(np.arange(k) + 1.0) / k for k in reps])
+    energy = np.repeat(before, reps, axis=1) + steps * np.repeat(
+        plan.energy_kwh - before, reps, axis=1
+    )
+    ports = [[p for p, k in zip(row, reps, strict=True) for _ in range(k)] for row in plan.ports]
+    return Plan(
+        plan.status,
+        np.repeat(plan.plugged, reps, axis=1),
+        np.repeat(plan.grid_kwh / reps, reps, axis=1),
+        energy,
+        ports,
+        plan.terms,
+        plan.fallback,
+        plan.solve_s,
+        plan.message,
+    )
 
 
 def round_plugged(x: np.ndarray, ports: Sequence[float]) -> np.ndarray:

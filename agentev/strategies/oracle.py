@@ -128,6 +128,7 @@ class Oracle(Intelligent):
             time_limit_s=ORACLE_TIME_LIMIT_S,
             forecaster="perfect",
             sub_mip_heuristics=True,
+            tail_period_min=None,  # relax-and-fix makes every period binary in turn
         )
         key = _key(model, whole)
         plan = _MEMO.get(key)
