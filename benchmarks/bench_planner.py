@@ -11,26 +11,35 @@ below their safety margin re-plans up to twice as often.
 Targets (issue 3): p95 under 200 ms at 10 vehicles; median under 10 s at 500 vehicles;
 a light day with ``intelligent`` under 5 s.
 
+The per-vehicle planner is measured as the controller uses it: the first hour in
+quarter-hours, then three hour-long periods (move blocking, ``--tail-min``; 0: sixteen
+quarter-hours); the hierarchical planner (from 60 vehicles) always has sixteen. With
+``--compare-tail`` the light day also runs with sixteen quarter-hours, and the ratio of the
+two wall times and of the two weighted objectives is printed.
+
 Usage: ``python benchmarks/bench_planner.py [--sizes 10,50] [--replans 5] [--glpk-max 50]
-[--day-seeds 1,2,3,4,5] [--no-day]``
+[--day-seeds 1,2,3,4,5] [--no-day] [--tail-min 60] [--compare-tail]``
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from agentev import FactoryModel
-from agentev.optimization.hierarchical import make_planner
+from agentev import FactoryModel, load_scenario
+from agentev.optimization.hierarchical import HIERARCHICAL_MIN_VEHICLES, make_planner
 from agentev.optimization.planner import (
     PlanCharger,
     PlanDemandCharge,
     PlanInput,
     PlanVehicle,
+    coarse_tail_lengths,
 )
 from agentev.optimization.solvers import SolverOptions
+from agentev.outputs import model_metrics
 
 PERIODS = 16
 
@@ -67,7 +76,33 @@ def instance(n: int, k: int, rng: np.random.Generator) -> PlanInput:
     )
 
 
-def bench_size(n: int, solver: str, replans: int) -> tuple[str, float, float, float, float]:
+def blocked(data: PlanInput, tail_min: float) -> PlanInput:
+    """``data`` with its periods after the first hour merged into ``tail_min`` blocks, as the
+    controller does (prices, needed vehicles averaged, base load the highest, work summed)."""
+    lengths = coarse_tail_lengths(data.periods, data.period_min, 4, tail_min)
+    reps = np.rint(np.asarray(lengths) / data.period_min).astype(int)
+    first = np.concatenate([[0], np.cumsum(reps)[:-1]])
+
+    def total(values):
+        return list(np.add.reduceat(np.asarray(values, dtype=float), first))
+
+    def mean(values):
+        return list(np.asarray(total(values)) / reps)
+
+    vehicles = [replace(v, work_kwh=total(v.work_kwh)) for v in data.vehicles]
+    return replace(
+        data,
+        price_per_kwh=mean(data.price_per_kwh),
+        base_load_kw=list(np.maximum.reduceat(np.asarray(data.base_load_kw), first)),
+        needed_vehicles=mean(data.needed_vehicles),
+        vehicles=vehicles,
+        period_lengths_min=lengths,
+    )
+
+
+def bench_size(
+    n: int, solver: str, replans: int, tail_min: float
+) -> tuple[str, float, float, float, float]:
     """(planner, build s, update ms, median re-plan ms, p95 re-plan ms) for one fleet size.
 
     The planner is the controller's: :func:`make_planner` with binary plug-in decisions for
@@ -75,13 +110,20 @@ def bench_size(n: int, solver: str, replans: int) -> tuple[str, float, float, fl
     hierarchical one from 60.
     """
     rng = np.random.default_rng(n)
-    planner = make_planner(n, PERIODS, 1, SolverOptions(solver=solver), binary_periods=4)
+    use_blocks = tail_min > 0 and n < HIERARCHICAL_MIN_VEHICLES
+
+    def problem(k: int) -> PlanInput:
+        data = instance(n, k, rng)
+        return blocked(data, tail_min) if use_blocks else data
+
+    first = problem(5)
+    planner = make_planner(n, first.periods, 1, SolverOptions(solver=solver), binary_periods=4)
     start = time.perf_counter()
-    planner.update(instance(n, 5, rng))  # the model is built on the first problem
+    planner.update(first)  # the model is built on the first problem
     build = time.perf_counter() - start
     times, updates = [], []
     for k in range(replans):
-        data = instance(n, 6 + k, rng)
+        data = problem(6 + k)
         t0 = time.perf_counter()
         planner.update(data)
         updates.append(time.perf_counter() - t0)
@@ -106,6 +148,8 @@ def main() -> None:
     parser.add_argument("--glpk-max", type=int, default=50)
     parser.add_argument("--day", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--day-seeds", default="1,2,3,4,5")
+    parser.add_argument("--tail-min", type=float, default=60.0)
+    parser.add_argument("--compare-tail", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
@@ -116,29 +160,52 @@ def main() -> None:
         for solver in ("highs", "glpk"):
             if solver == "glpk" and n > args.glpk_max:
                 continue
-            name, build, update, median, p95 = bench_size(n, solver, args.replans)
+            name, build, update, median, p95 = bench_size(n, solver, args.replans, args.tail_min)
             print(
                 f"{n:>8} {solver:<6} {name:<20} {build:>8.2f} {update:>10.1f} "
                 f"{median:>10.0f} {p95:>9.0f}"
             )
     if args.day:
         print()
-        walls = []
+        walls, ratios = [], []
         for seed in [int(x) for x in args.day_seeds.split(",")]:
-            start = time.perf_counter()
-            model = FactoryModel(scenario="light", strategy="intelligent", rng=seed)
-            model.run_for(1440)
-            wall = time.perf_counter() - start
+            wall, objective, ms = light_day(seed, args.tail_min)
             walls.append(wall)
-            ms = np.array([r[5] for r in model.strategy.replans])
-            print(
+            line = (
                 f"light 24 h intelligent, seed {seed}: {wall:.1f} s wall, {len(ms)} re-plans, "
-                f"median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms"
+                f"median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, "
+                f"J {objective:.4f}"
             )
+            if args.compare_tail:
+                wall_q, objective_q, _ = light_day(seed, 0.0)
+                ratios.append((wall / wall_q, objective / objective_q))
+                line += f"; 16 quarter-hours: {wall_q:.1f} s, J {objective_q:.4f}"
+            print(line)
         print(
             f"light day over {len(walls)} seeds: median {np.median(walls):.1f} s, "
             f"max {max(walls):.1f} s (target < 5 s)"
         )
+        if ratios:
+            r = np.array(ratios)
+            print(
+                f"hour-long tail / quarter-hours: wall time x{np.mean(r[:, 0]):.2f}, "
+                f"weighted objective x{np.mean(r[:, 1]):.4f} (means over seeds)"
+            )
+
+
+def light_day(seed: int, tail_min: float) -> tuple[float, float, np.ndarray]:
+    """Wall time (s), weighted objective and re-plan times (ms) of a light intelligent day."""
+    config = load_scenario("light")
+    c = config.controller
+    # a tail of one period is no blocking: sixteen quarter-hours
+    tail = tail_min if tail_min > 0 else c.period_min
+    config = replace(config, controller=replace(c, tail_period_min=tail))
+    start = time.perf_counter()
+    model = FactoryModel(scenario=config, strategy="intelligent", rng=seed)
+    model.run_for(1440)
+    wall = time.perf_counter() - start
+    objective = float(model_metrics(model)["weighted_objective"].value)
+    return wall, objective, np.array([r[5] for r in model.strategy.replans])
 
 
 if __name__ == "__main__":

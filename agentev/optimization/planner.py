@@ -71,6 +71,11 @@ made a light-scenario re-plan 3 to 6 times slower (``benchmarks/bench_planner.py
 returned plan a relaxed period is rounded: the vehicles with the largest :math:`x_{vt} \ge 0.5`
 are plugged in, at most :math:`N^{port}_t` of them.
 
+Periods may differ in length (``PlanInput.period_lengths_min``, e.g. an hour-long tail
+after quarter-hours: move blocking): :math:`\Delta` is then :math:`\Delta_t` throughout and
+each period has the CC-CV cuts of its length. The returned plan is in periods of
+``period_min`` (:func:`expand_periods`), so its users never see the blocks.
+
 Ports are aggregated (one binary per vehicle and period); :func:`assign_ports` then gives
 every session a port, keeping a vehicle on its port while it stays plugged in. This is always
 possible: in each period at most :math:`N^{port}_t` vehicles are plugged in.
