@@ -15,11 +15,14 @@ How the snapshot becomes a :class:`PlanInput`:
   that is not plugged in is free only when below its threshold (its chemistry rule);
 * a failed charger is unavailable for the whole horizon;
 * move blocking: the periods after the first re-plan interval are ``tail_period_min`` long
-  (default 60 minutes; their prices, needed vehicles and free windows averaged over their
-  quarter-hours, their base load the highest and their consumption the sum). Only the first
-  interval is carried out before the next re-plan; the tail values the state it leaves. On a
-  light day this made a re-plan about twice as fast with the same plans' quality
-  (``benchmarks/bench_planner.py``). The returned plan is in ``period_min`` periods;
+  (default 60 minutes). A block's price and needed vehicles are the means over its
+  quarter-hours, its base load the highest, its consumption the sum; it is free to charge
+  only if one window covers all of it, and in a demand charge's window if any quarter-hour
+  is. Only the first interval is carried out before the next re-plan; the tail values the
+  state it leaves. On light seeds 1-5 a day took 0.54 times the wall time of sixteen
+  quarter-hours, with 0.995 times the weighted objective
+  (``benchmarks/bench_planner.py --compare-tail``). The returned plan is in ``period_min``
+  periods;
 * fleets of ``HIERARCHICAL_MIN_VEHICLES`` or more are planned by the two-stage
   :class:`~agentev.optimization.hierarchical.HierarchicalPlanner`;
 * adaptive weights: the downtime weight is multiplied by ``1 + min(backlog / fleet, 3)``, so it
