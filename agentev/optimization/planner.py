@@ -641,9 +641,11 @@ class ChargingPlanner:
         """Load a problem into the model's mutable parameters.
 
         Raises:
-            ValueError: if the problem's shape does not match the planner's.
+            ValueError: if the problem's shape does not match the planner's, or its period
+                lengths are not multiples of ``period_min``.
         """
         self._check_shape(data)
+        period_repeats(data)  # before any solve: the plan is handed back in period_min
         self._ensure_model(data)
         m = self.model
         nt = self.periods
