@@ -36,6 +36,7 @@ from agentev.optimization.planner import (
     PlanDemandCharge,
     PlanInput,
     PlanVehicle,
+    block_periods,
     coarse_tail_lengths,
 )
 from agentev.optimization.solvers import SolverOptions
@@ -78,26 +79,8 @@ def instance(n: int, k: int, rng: np.random.Generator) -> PlanInput:
 
 def blocked(data: PlanInput, tail_min: float) -> PlanInput:
     """``data`` with its periods after the first hour merged into ``tail_min`` blocks, as the
-    controller does (prices, needed vehicles averaged, base load the highest, work summed)."""
-    lengths = coarse_tail_lengths(data.periods, data.period_min, 4, tail_min)
-    reps = np.rint(np.asarray(lengths) / data.period_min).astype(int)
-    first = np.concatenate([[0], np.cumsum(reps)[:-1]])
-
-    def total(values):
-        return list(np.add.reduceat(np.asarray(values, dtype=float), first))
-
-    def mean(values):
-        return list(np.asarray(total(values)) / reps)
-
-    vehicles = [replace(v, work_kwh=total(v.work_kwh)) for v in data.vehicles]
-    return replace(
-        data,
-        price_per_kwh=mean(data.price_per_kwh),
-        base_load_kw=list(np.maximum.reduceat(np.asarray(data.base_load_kw), first)),
-        needed_vehicles=mean(data.needed_vehicles),
-        vehicles=vehicles,
-        period_lengths_min=lengths,
-    )
+    controller does."""
+    return block_periods(data, coarse_tail_lengths(data.periods, data.period_min, 4, tail_min))
 
 
 def bench_size(

@@ -48,6 +48,7 @@ from agentev.optimization.planner import (
     PlanDemandCharge,
     PlanInput,
     PlanVehicle,
+    block_periods,
     coarse_tail_lengths,
 )
 from agentev.optimization.solvers import SolverOptions
@@ -165,21 +166,8 @@ class OptimizationController:
         n = len(state.vehicles)
         needed = arrivals * self.mean_job_min / dt
         share = np.clip(needed / max(n, 1), 0.0, 1.0)
-        # the model's periods: the fine ones, then blocks of the tail (move blocking)
-        reps = np.rint(np.asarray(self.lengths) / dt).astype(int)
-        first = np.concatenate([[0], np.cumsum(reps)[:-1]])
-
-        def mean(values) -> list[float]:
-            return list(np.add.reduceat(np.asarray(values, dtype=float), first) / reps)
-
-        def total(values) -> list[float]:
-            return list(np.add.reduceat(np.asarray(values, dtype=float), first))
-
-        def highest(values) -> list[float]:
-            return list(np.maximum.reduceat(np.asarray(values, dtype=float), first))
-
         chargers = [
-            PlanCharger(c.charger_id, len(c.ports), self.port_power_kw, [not c.failed] * len(reps))
+            PlanCharger(c.charger_id, len(c.ports), self.port_power_kw, [not c.failed] * nt)
             for c in state.chargers
         ]
         port_of = {
@@ -213,7 +201,7 @@ class OptimizationController:
                     floor_fraction=vt.cccv_floor_fraction,
                     idle_kw=vt.idle_kw,
                     free_windows=windows,
-                    work_kwh=total(work_kw * dt / 60.0),
+                    work_kwh=list(work_kw * dt / 60.0),
                     plugged=plugged,
                     port=port_of.get(v.vehicle_id),
                 )
@@ -224,7 +212,7 @@ class OptimizationController:
             demand.append(
                 PlanDemandCharge(
                     charge.rate_per_kw_month * self.duration_days / DAYS_PER_MONTH,
-                    [w > 0 for w in highest([charge.start_h <= h < charge.end_h for h in hours])],
+                    [charge.start_h <= h < charge.end_h for h in hours],
                     state.demand_peaks_kw[d] if d < len(state.demand_peaks_kw) else 0.0,
                 )
             )
@@ -235,15 +223,15 @@ class OptimizationController:
         # value it at their mean price (a kWh kept into an evening peak is worth more)
         after = [now + nt * dt + k for k in range(int(nt * dt))]
         stored_price = float(np.mean([self.tariff.price(int(math.floor(s)) + 1) for s in after]))
-        return PlanInput(
+        fine = PlanInput(
             period_min=dt,
-            price_per_kwh=mean(price),
-            base_load_kw=highest(base),
+            price_per_kwh=price,
+            base_load_kw=base,
             vehicles=vehicles,
             chargers=chargers,
             grid_limit_kw=cfg.site.grid_limit_kw,
-            needed_vehicles=mean(needed),
-            workers=[float(n)] * len(reps),
+            needed_vehicles=list(needed),
+            workers=[float(n)] * nt,
             demand_charges=demand,
             alpha_energy=c.alpha_energy,
             alpha_downtime=alpha_d,
@@ -252,8 +240,9 @@ class OptimizationController:
             downtime_norm=self.norms.downtime_per_h * hours,
             utilization_norm=self.norms.utilization_per_h * hours,
             stored_energy_price=stored_price,
-            period_lengths_min=None if np.all(reps == 1) else list(self.lengths),
         )
+        # the model's periods: the fine ones, then blocks of the tail (move blocking)
+        return block_periods(fine, self.lengths)
 
     def plan(self, state: TwinState, elapsed_periods: int = 1, relax_and_fix: bool = False) -> Plan:
         """Solve the plan for ``state`` (the planner is built once and re-used).

@@ -93,7 +93,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyomo.environ as pyo
@@ -902,6 +902,61 @@ class ChargingPlanner:
         empty = np.zeros((nv, nt), dtype=bool)
         zeros = np.zeros((nv, nt))
         return Plan("fcfs", empty, zeros, zeros.copy(), [], {}, True, 0.0, message)
+
+
+def block_periods(data: PlanInput, lengths_min: Sequence[float]) -> PlanInput:
+    """A problem of periods of ``period_min`` merged into longer periods (move blocking).
+
+    A block's price, needed vehicles and workers are the means over its periods, its base
+    load the highest, each vehicle's work the sum; a charger is available and a demand
+    charge looks at the block if it does in every (availability) or any (window) of its
+    periods. Free windows are in minutes and stay as they are: a block is free to charge
+    if one window covers all of it.
+
+    Args:
+        data: A problem whose periods are all ``period_min`` long.
+        lengths_min: The blocks' lengths (minutes), multiples of ``period_min`` adding up to
+            the horizon (:func:`coarse_tail_lengths`).
+
+    Returns:
+        The blocked problem; ``data`` itself if every block is one period.
+    """
+    reps = np.rint(np.asarray(lengths_min, dtype=float) / data.period_min).astype(int)
+    if np.all(reps == 1):
+        return data
+    first = np.concatenate([[0], np.cumsum(reps)[:-1]])
+
+    def total(values) -> list[float]:
+        return [float(x) for x in np.add.reduceat(np.asarray(values, dtype=float), first)]
+
+    def mean(values) -> list[float]:
+        return [x / k for x, k in zip(total(values), reps, strict=True)]
+
+    def highest(values) -> list[float]:
+        return [float(x) for x in np.maximum.reduceat(np.asarray(values, dtype=float), first)]
+
+    def every(flags) -> list[bool] | None:
+        if flags is None:
+            return None
+        return [bool(x) for x in np.minimum.reduceat(np.asarray(flags, dtype=float), first)]
+
+    def any_of(flags) -> list[bool] | None:
+        return None if flags is None else [x > 0 for x in highest(flags)]
+
+    return replace(
+        data,
+        price_per_kwh=mean(data.price_per_kwh),
+        base_load_kw=highest(data.base_load_kw),
+        vehicles=[
+            replace(v, work_kwh=None if v.work_kwh is None else total(v.work_kwh))
+            for v in data.vehicles
+        ],
+        chargers=[replace(c, available=every(c.available)) for c in data.chargers],
+        needed_vehicles=None if data.needed_vehicles is None else mean(data.needed_vehicles),
+        workers=None if data.workers is None else mean(data.workers),
+        demand_charges=[replace(d, in_window=any_of(d.in_window)) for d in data.demand_charges],
+        period_lengths_min=[float(x) for x in lengths_min],
+    )
 
 
 def period_repeats(data: PlanInput) -> np.ndarray:
