@@ -16,6 +16,7 @@ import itertools
 from dataclasses import replace
 
 import numpy as np
+import pyomo.environ as pyo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -1114,6 +1115,107 @@ def test_relax_and_fix_on_an_infeasible_instance_falls_back_and_restores_the_mod
     )
     plan = planner.solve_relax_and_fix(data)
     assert plan.status == "fcfs" and plan.fallback and plan.message
+    assert not any(var.fixed for var in planner.model.x.values())
+
+
+def lp_relaxation_objective(data: PlanInput) -> float:
+    """The optimum with every plug-in decision relaxed to [0, 1]."""
+    planner = ChargingPlanner(len(data.vehicles), data.periods, len(data.demand_charges), EXACT)
+    planner.update(data)
+    for var in planner.model.x.values():
+        var.domain = pyo.UnitInterval
+    status, message = planner._run_solver()
+    assert status == "optimal", message
+    return pyo.value(planner.model.objective)
+
+
+def mixed_power(data: PlanInput) -> PlanInput:
+    """``data`` with vehicles of two power limits (the grid share goes by power)."""
+    vehicles = [
+        replace(v, max_power_kw=2.0) if i % 3 == 0 else v for i, v in enumerate(data.vehicles)
+    ]
+    return replace(data, vehicles=vehicles)
+
+
+@pytest.mark.parametrize("solver", ["highs", "glpk"])
+@pytest.mark.parametrize(("seed", "block"), [(3, 1), (4, 3), (5, 4)])
+def test_fleet_relax_and_fix_lies_between_the_lp_relaxation_and_the_milp(seed, block, solver):
+    """Integral fleet counts with relaxed vehicles, in one block: a relaxation of the
+    per-vehicle MILP (integral decisions give integral counts) and a restriction of its LP
+    relaxation. In several blocks: a restriction of the one-block solve."""
+    data = mixed_power(fleet_instance(nv=6, nt=8, seed=seed))
+    options = replace(EXACT, solver=solver)
+
+    def fleet_plan(binary: int) -> Plan:
+        planner = ChargingPlanner(6, 8, len(data.demand_charges), options, binary_periods=binary)
+        plan = planner.solve_relax_and_fix(data, fleet=True)
+        assert plan.status == "optimal" and not plan.fallback, plan.message
+        check_fleet_plan(data, plan)
+        return plan
+
+    whole = fleet_plan(8).terms["objective"]
+    milp = solve_fresh(data, options).terms["objective"]
+    assert lp_relaxation_objective(data) - TOL <= whole <= milp + gap_tol(milp)
+    assert fleet_plan(block).terms["objective"] >= whole - gap_tol(whole)
+
+
+def check_fleet_plan(data: PlanInput, plan: Plan) -> None:
+    """A fleet-level plan keeps every per-vehicle bound on its arrays, and its count, grid
+    energy, shortfall, occupation and demand charge are the solved ones."""
+    minutes = period_minutes(data)
+    dt = minutes / 60.0
+    x, g, e = plan.plugged, plan.grid_kwh, plan.energy_kwh
+    for v, veh in enumerate(data.vehicles):
+        assert not np.any(x[v] & ~free_periods(veh, data)), (v, x[v])
+        assert np.all(g[v] >= 0.0)
+        assert np.all(g[v] <= veh.max_power_kw * dt * x[v] + TOL), v
+        expected = veh.soc * veh.capacity_kwh + np.cumsum(
+            veh.efficiency * g[v] - work_energy(veh, data)
+        )
+        np.testing.assert_allclose(e[v], expected, atol=TOL)
+    assert np.all(x.sum(axis=0) <= working_ports(data))
+    if data.grid_limit_kw is not None:
+        headroom = (data.grid_limit_kw - np.asarray(data.base_load_kw)) * dt
+        assert np.all(g.sum(axis=0) <= headroom + TOL)
+    check_ports(data, plan)
+    terms = plan.terms
+    assert terms["energy_cost"] == pytest.approx(
+        float((g * np.asarray(data.price_per_kwh)).sum()), abs=TOL
+    )
+    assert terms["occupied_port_h"] == pytest.approx(float((x * dt).sum()), abs=TOL)
+    needed = np.asarray(data.needed_vehicles, dtype=float)
+    shortfall = (np.maximum(0.0, needed - len(data.vehicles) + x.sum(axis=0)) * dt).sum()
+    assert terms["shortfall_vh"] == pytest.approx(float(shortfall), abs=TOL)
+    site_kw = np.asarray(data.base_load_kw) + g.sum(axis=0) / dt
+    increment = sum(
+        c.rate_per_kw
+        * (max([c.peak_so_far_kw] + list(site_kw[in_window(c, data.periods)])) - c.peak_so_far_kw)
+        for c in data.demand_charges
+    )
+    assert terms["demand_increment"] == pytest.approx(increment, abs=TOL)
+
+
+def test_after_a_fleet_solve_a_planner_solves_rolling_problems_as_a_fresh_one():
+    data = fleet_instance(nv=6, nt=8)
+    planner = ChargingPlanner(6, 8, len(data.demand_charges), options=EXACT, binary_periods=2)
+    planner.solve_relax_and_fix(data, fleet=True)
+    assert planner.model.component("n") is None
+    again = planner.solve(changed_prices(data))
+    fresh = ChargingPlanner(6, 8, len(data.demand_charges), options=EXACT, binary_periods=2).solve(
+        changed_prices(data)
+    )
+    assert again.terms["objective"] == pytest.approx(fresh.terms["objective"], abs=1e-6)
+    assert all(planner.model.x[v, t].domain is pyo.Binary for v in range(6) for t in range(2))
+
+
+def test_fleet_relax_and_fix_on_an_infeasible_instance_falls_back_and_restores_the_model():
+    data = infeasible(simple_instance())
+    planner = ChargingPlanner(
+        len(data.vehicles), data.periods, len(data.demand_charges), binary_periods=1
+    )
+    plan = planner.solve_relax_and_fix(data, fleet=True)
+    assert plan.status == "fcfs" and plan.fallback and plan.message
+    assert planner.model.component("n") is None
     assert not any(var.fixed for var in planner.model.x.values())
 
 

@@ -244,20 +244,28 @@ class OptimizationController:
         # the model's periods: the fine ones, then blocks of the tail (move blocking)
         return block_periods(fine, self.lengths)
 
-    def plan(self, state: TwinState, elapsed_periods: int = 1, relax_and_fix: bool = False) -> Plan:
+    def plan(
+        self,
+        state: TwinState,
+        elapsed_periods: int = 1,
+        relax_and_fix: bool = False,
+        fleet: bool = False,
+    ) -> Plan:
         """Solve the plan for ``state`` (the planner is built once and re-used).
 
         Args:
             state: The twin's snapshot.
             elapsed_periods: Periods since the previous plan (for the shifted fallback).
-            relax_and_fix: Make every period binary, one re-plan interval at a time
+            relax_and_fix: Make every period integral, one re-plan interval at a time
                 (:meth:`ChargingPlanner.solve_relax_and_fix`), for a whole-run plan. The
                 hierarchical planner of large fleets solves its whole horizon at once.
+            fleet: With ``relax_and_fix``: the fleet's plugged-in count per period is the
+                integer, not each vehicle's decision (a plan for fleet-level dispatch).
         """
         start = time.perf_counter()
         data = self.plan_input(state)
-        if relax_and_fix and isinstance(self.planner, ChargingPlanner):
-            plan = self.planner.solve_relax_and_fix(data)
+        if relax_and_fix and type(self.planner) is ChargingPlanner:
+            plan = self.planner.solve_relax_and_fix(data, fleet=fleet)
         else:
             plan = self.planner.solve(data, elapsed_periods=elapsed_periods)
         plan.solve_s = time.perf_counter() - start

@@ -71,6 +71,15 @@ made a light-scenario re-plan 3 to 6 times slower (``benchmarks/bench_planner.py
 returned plan a relaxed period is rounded: the vehicles with the largest :math:`x_{vt} \ge 0.5`
 are plugged in, at most :math:`N^{port}_t` of them.
 
+Fleet-level relax-and-fix (``solve_relax_and_fix(data, fleet=True)``): every
+:math:`x_{vt}` is relaxed to [0, 1] and the fleet's plugged-in count
+:math:`K_t = \sum_v x_{vt}` is the integer variable instead, made integral block by block.
+The plan then plugs in, each period, the :math:`K_t` vehicles with the largest
+:math:`x_{vt}` and shares the fleet's grid energy among them. This is a plan for fleet-level
+dispatch (the ``oracle`` charges :math:`K_t` vehicles, the neediest first, whatever the
+plan's vehicle ids): with a handful of integers per period rather than one binary per
+vehicle, a whole day solves in one MILP.
+
 Periods may differ in length (``PlanInput.period_lengths_min``, e.g. an hour-long tail
 after quarter-hours: move blocking): :math:`\Delta` is then :math:`\Delta_t` throughout and
 each period has the CC-CV cuts of its length. The returned plan is in periods of
@@ -105,7 +114,7 @@ from agentev.optimization.solvers import HIGHS_MIP_OPTIONS, SolverOptions, check
 log = logging.getLogger(__name__)
 
 #: Version of the formulation; bump it when the model changes (it keys cached oracle plans).
-FORMULATION_VERSION = 4
+FORMULATION_VERSION = 5
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
 #: Penalty per kWh below ``min_soc + reserve_soc`` (the plan's soft reserve).
@@ -693,33 +702,48 @@ class ChargingPlanner:
             self.previous = plan
         return plan
 
-    def solve_relax_and_fix(self, data: PlanInput) -> Plan:
-        """Solve the whole horizon block by block, every period binary in the end.
+    def solve_relax_and_fix(self, data: PlanInput, fleet: bool = False) -> Plan:
+        r"""Solve the whole horizon block by block, every period integral in the end.
 
-        Relax-and-fix: the first ``binary_periods`` are binary and the rest relaxed; after
-        each solve that block is fixed at its values and the next block becomes binary, until
-        the last. Every solve sees the whole horizon (the fixed past and the relaxed future),
-        so a block is planned for what follows it. Used for a whole-run plan (the
+        Relax-and-fix: the first ``binary_periods`` are integral and the rest relaxed; after
+        each solve that block is fixed at its values and the next block becomes integral,
+        until the last. Every solve sees the whole horizon (the fixed past and the relaxed
+        future), so a block is planned for what follows it. Used for a whole-run plan (the
         ``oracle``), too large to solve as one MILP. If a block's solve fails, the plan of
         the previous block (its relaxed tail rounded) is returned, flagged; if the first
         fails, the usual fallback.
+
+        Args:
+            data: The problem.
+            fleet: Make the fleet's plugged-in count :math:`K_t = \sum_v x_{vt}` the
+                integer variable instead of each :math:`x_{vt}`, which stay in [0, 1]
+                throughout (a plan for fleet-level dispatch, see the module docs).
         """
         start = time.perf_counter()
         self.update(data)
-        m, nv, nt, block = self.model, self.num_vehicles, self.periods, self.binary_periods
+        m, nt, block = self.model, self.periods, self.binary_periods
+        if fleet:
+            self._add_fleet_count()
+        integral = pyo.NonNegativeIntegers if fleet else pyo.Binary
+
+        def block_vars(a: int, b: int) -> list:
+            ts = range(a, min(nt, b))
+            return [m.n[t] for t in ts] if fleet else [m.x[v, t] for v in m.V for t in ts]
+
         plan: Plan | None = None
         message = ""
         try:
+            if fleet:  # the per-vehicle model starts with its first block binary already
+                for var in block_vars(0, block):
+                    var.domain = integral
             for k in range(0, nt, block):
                 if k > 0:
-                    changed = []
-                    for v in range(nv):
-                        for t in range(k - block, k):
-                            m.x[v, t].fix(float(round(pyo.value(m.x[v, t]))))
-                            changed.append(m.x[v, t])
-                        for t in range(k, min(nt, k + block)):
-                            m.x[v, t].domain = pyo.Binary
-                            changed.append(m.x[v, t])
+                    changed = block_vars(k - block, k)
+                    for var in changed:
+                        var.fix(float(round(pyo.value(var))))
+                    for var in block_vars(k, k + block):
+                        var.domain = integral
+                        changed.append(var)
                     if self._solver is not None:
                         self._solver.update_variables(changed)
                 status, msg = self._run_solver()
@@ -727,8 +751,8 @@ class ChargingPlanner:
                     message = f"relax-and-fix block at period {k}: {msg}"
                     break
                 message = message or msg
-                self.binary_periods = min(nt, k + block)
-                plan = self._extract(data, status)
+                self.binary_periods = 0 if fleet else min(nt, k + block)
+                plan = self._extract(data, status, fleet=fleet)
                 self.binary_periods = block
         finally:
             self.binary_periods = block
@@ -744,9 +768,25 @@ class ChargingPlanner:
         plan.solve_s = time.perf_counter() - start
         return plan
 
+    def _add_fleet_count(self) -> None:
+        r"""Relax every plug-in decision and add the fleet's count :math:`K_t = \sum_v x_{vt}`.
+
+        The later periods' counts start relaxed; :meth:`_restore_domains` removes them.
+        """
+        m = self.model
+        for var in m.x.values():
+            var.domain = pyo.UnitInterval
+        m.n = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.fleet_count = pyo.Constraint(m.T, rule=lambda m, t: m.n[t] == sum(m.x[v, t] for v in m.V))
+        self._solver = None  # a new variable and constraint: hand the model over again
+
     def _restore_domains(self) -> None:
         """Undo relax-and-fix: the first ``binary_periods`` binary, the rest relaxed."""
         m = self.model
+        if m.component("n") is not None:  # the fleet count of a fleet-level solve
+            m.del_component(m.fleet_count)
+            m.del_component(m.n)
+            self._solver = None
         changed = []
         for v in range(self.num_vehicles):
             for t in range(self.periods):
@@ -841,21 +881,37 @@ class ChargingPlanner:
             return "feasible", f"HiGHS stopped: {tc.name}; using the incumbent"
         return "failed", f"HiGHS: {tc.name} without a solution"
 
-    def _extract(self, data: PlanInput, status: str) -> Plan:
+    def _extract(self, data: PlanInput, status: str, fleet: bool = False) -> Plan:
+        """The solved plan; ``fleet``: from the fleet's counts (:meth:`_add_fleet_count`).
+
+        A fleet-level solution plugs in, in each period, the :math:`n_t` vehicles with the
+        largest :math:`x_{vt}` (each has :math:`x_{vt} > 0`, so it is free to charge) and
+        shares the fleet's grid energy among them in proportion to their power limits.
+        """
         m = self.model
         nv, nt = self.num_vehicles, self.periods
         xv = np.array([[pyo.value(m.x[v, t]) for t in range(nt)] for v in range(nv)])
-        x = round_plugged(xv, [pyo.value(m.ports[t]) for t in range(nt)])
-        g = np.zeros((nv, nt))
+        gv = np.array([[max(0.0, pyo.value(m.g[v, t])) for t in range(nt)] for v in range(nv)])
+        if fleet:
+            counts = [round(pyo.value(m.n[t])) for t in range(nt)]
+            x = round_plugged(xv, counts, threshold=1e-6)
+            pmax = np.array([v.max_power_kw for v in data.vehicles])[:, None] * x
+            total = pmax.sum(axis=0)
+            share = np.divide(pmax, total, out=np.zeros_like(pmax), where=total > 0)
+            g = share * gv.sum(axis=0)
+        else:
+            x = round_plugged(xv, [pyo.value(m.ports[t]) for t in range(nt)])
+            g = np.where(x, gv, 0.0)
         e = np.zeros((nv, nt))
         for v in range(nv):
             eff = data.vehicles[v].efficiency
+            before = pyo.value(m.e0[v])
             for t in range(nt):
-                g[v, t] = max(0.0, pyo.value(m.g[v, t])) if x[v, t] else 0.0
                 if t < self.binary_periods:
                     e[v, t] = pyo.value(m.E[v, t])
-                else:  # the rounded tail: energies follow its grid energies
-                    e[v, t] = e[v, t - 1] + eff * g[v, t] - pyo.value(m.work[v, t])
+                else:  # rounded or shared: energies follow the plan's grid energies
+                    e[v, t] = before + eff * g[v, t] - pyo.value(m.work[v, t])
+                before = e[v, t]
         terms = {
             "energy_cost": pyo.value(m.energy_cost),
             "demand_increment": pyo.value(m.demand_increment),
@@ -1005,17 +1061,17 @@ def expand_periods(plan: Plan, data: PlanInput) -> Plan:
     )
 
 
-def round_plugged(x: np.ndarray, ports: Sequence[float]) -> np.ndarray:
+def round_plugged(x: np.ndarray, ports: Sequence[float], threshold: float = 0.5) -> np.ndarray:
     """Plugged-in booleans from solved ``[vehicle, period]`` values, some of them relaxed.
 
-    In each period the vehicles with ``x >= 0.5`` are plugged in, the largest first, at most
-    ``ports[t]`` of them (binary periods already satisfy this; relaxed ones may not).
+    In each period the vehicles with ``x >= threshold`` are plugged in, the largest first, at
+    most ``ports[t]`` of them (binary periods already satisfy this; relaxed ones may not).
     """
     out = np.zeros(x.shape, dtype=bool)
     for t in range(x.shape[1]):
         order = np.argsort(-x[:, t], kind="stable")
         cap = int(round(ports[t]))
-        chosen = [v for v in order[:cap] if x[v, t] >= 0.5]
+        chosen = [v for v in order[:cap] if x[v, t] >= threshold]
         out[chosen, t] = True
     return out
 
