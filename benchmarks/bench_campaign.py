@@ -12,13 +12,18 @@ from its ``timing.csv``:
 * with ``--replications`` below 30, the projected wall time of 30 replications (the same
   per-run cost, the same number of workers).
 
+The oracle's plan cache starts empty (a temporary ``$AGENTEV_CACHE_DIR``), so every oracle
+plan is solved in the measured time; ``--keep-cache`` uses the usual cache instead (a rerun
+of a campaign whose plans are cached).
+
 Usage: ``python benchmarks/bench_campaign.py [--replications 30] [--scenarios ...]
-[--strategies ...] [--workers 2] [--simulation-time H] [--output-dir DIR]``.
+[--strategies ...] [--workers 2] [--simulation-time H] [--output-dir DIR] [--keep-cache]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -41,7 +46,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--simulation-time", type=float, default=None)
     parser.add_argument("--output-dir", default=None, help="default: a temporary directory")
+    parser.add_argument(
+        "--keep-cache", action="store_true", help="use the cached oracle plans (default: none)"
+    )
     args = parser.parse_args()
+    if not args.keep_cache:  # the workers inherit it: every oracle plan is solved and timed
+        os.environ["AGENTEV_CACHE_DIR"] = tempfile.mkdtemp(prefix="agentev-oracle-")
     out = Path(args.output_dir or tempfile.mkdtemp(prefix="agentev-campaign-"))
     if args.output_dir is None:
         shutil.rmtree(out)
