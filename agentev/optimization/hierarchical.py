@@ -14,7 +14,8 @@ decomposition splits it in two:
    :math:`n_t \le A_t` (free in period :math:`t`), session starts
    :math:`s_t \ge n_t - n_{t-1}`, the service shortfall and the demand charge as in the full
    model, and the same weighted objective with the stored-energy value.
-2. **Which vehicles, at what power** (a greedy assignment): period by period, vehicles
+2. **Which vehicles, at what power** (a greedy assignment,
+   :func:`~agentev.optimization.planner.assign_counts`): period by period, vehicles
    already plugged in stay while the first stage keeps enough places and they are below the
    CC-CV knee;
    the remaining places go to free vehicles with the least energy. A vehicle's ``required``
@@ -44,6 +45,7 @@ from agentev.optimization.planner import (
     Plan,
     PlanInput,
     _windows_to_periods,
+    assign_counts,
     assign_ports,
 )
 from agentev.optimization.solvers import SolverOptions
@@ -190,53 +192,11 @@ class HierarchicalPlanner(ChargingPlanner):
     def _extract(self, data: PlanInput, status: str) -> Plan:
         """Second stage: which vehicles charge in each period, and how much."""
         m = self.model
-        nv, nt = self.num_vehicles, self.periods
-        dt_h = data.period_min / 60.0
-        counts = [int(round(pyo.value(m.n[t]))) for t in range(nt)]
-        budget = [max(0.0, pyo.value(m.G[t])) for t in range(nt)]
-        vs = data.vehicles
-        cuts = [
-            [c for c in self._cuts(v, data.period_min) if c[1] < -1e-9]
-            or [(v.max_power_kw * dt_h * v.efficiency, 0.0)]
-            for v in vs
-        ]
-        energy = np.array([v.soc * v.capacity_kwh for v in vs])
-        top = np.array([v.max_soc * v.capacity_kwh for v in vs])
-        x = np.zeros((nv, nt), dtype=bool)
-        g = np.zeros((nv, nt))
-        e = np.zeros((nv, nt))
-        plugged = np.array([v.plugged for v in vs])
-        for t in range(nt):
-            free = self._free[:, t].astype(bool) & (energy < top - 1e-6)
-            # sessions continue up to the CC-CV knee (full power); then the place goes to
-            # the neediest vehicle
-            below_knee = energy < np.array([v.knee_soc * v.capacity_kwh for v in vs])
-            stay = [i for i in np.flatnonzero(free & plugged & below_knee)]
-            stay.sort(key=lambda i: energy[i] / vs[i].capacity_kwh)
-            chosen = stay[: counts[t]]
-            rest = [i for i in np.flatnonzero(free & ~plugged)]
-            rest.sort(key=lambda i: (energy[i] / vs[i].capacity_kwh, i))
-            chosen += rest[: counts[t] - len(chosen)]
-            want = {}
-            for i in chosen:
-                v = vs[i]
-                cap = min(
-                    v.max_power_kw * dt_h,
-                    min(a + b * energy[i] for a, b in cuts[i]) / v.efficiency,
-                    (top[i] - energy[i] + self._work[i, t]) / v.efficiency,
-                )
-                want[i] = max(0.0, cap)
-            total = sum(want.values())
-            scale = min(1.0, budget[t] / total) if total > 0 else 0.0
-            plugged = np.zeros(nv, dtype=bool)
-            for i in chosen:
-                x[i, t] = True
-                plugged[i] = True
-                g[i, t] = want[i] * scale
-            for i, v in enumerate(vs):
-                energy[i] = energy[i] + v.efficiency * g[i, t] - self._work[i, t]
-            e[:, t] = energy
-        ports = assign_ports(x, data.chargers, [v.port for v in vs])
+        counts = [int(round(pyo.value(m.n[t]))) for t in range(self.periods)]
+        budget = [max(0.0, pyo.value(m.G[t])) for t in range(self.periods)]
+        cuts = [self._cuts(v, data.period_min) for v in data.vehicles]
+        x, g, e = assign_counts(data, counts, budget, self._free, self._work, cuts)
+        ports = assign_ports(x, data.chargers, [v.port for v in data.vehicles])
         return Plan(status, x, g, e, ports, plan_terms(data, x, g, e))
 
 
@@ -252,8 +212,6 @@ def plan_terms(data: PlanInput, x: np.ndarray, g: np.ndarray, e: np.ndarray) -> 
     eff = np.array([v.efficiency for v in vs])
     pmax = np.array([v.max_power_kw for v in vs])
     floor = np.array([v.min_soc * v.capacity_kwh for v in vs])
-    reserve = np.array([min(v.min_soc + v.reserve_soc, v.max_soc) * v.capacity_kwh for v in vs])
-    slack = np.clip(floor[:, None] - e, 0, None)
     reserve = np.array([min(v.min_soc + v.reserve_soc, v.max_soc) * v.capacity_kwh for v in vs])
     slack = np.clip(floor[:, None] - e, 0, None)
     before = np.concatenate([np.array([[v.plugged] for v in vs]), x[:, :-1]], axis=1)

@@ -74,8 +74,8 @@ are plugged in, at most :math:`N^{port}_t` of them.
 Fleet-level relax-and-fix (``solve_relax_and_fix(data, fleet=True)``): every
 :math:`x_{vt}` is relaxed to [0, 1] and the fleet's plugged-in count
 :math:`K_t = \sum_v x_{vt}` is the integer variable instead, made integral block by block.
-The plan then plugs in, each period, the :math:`K_t` vehicles with the largest
-:math:`x_{vt}` and shares the fleet's grid energy among them. This is a plan for fleet-level
+The plan then gives each period's count and grid energy to vehicles, the neediest first,
+within each vehicle's bounds (:func:`assign_counts`). This is a plan for fleet-level
 dispatch (the ``oracle`` charges :math:`K_t` vehicles, the neediest first, whatever the
 plan's vehicle ids): with a handful of integers per period rather than one binary per
 vehicle, a whole day solves in one MILP.
@@ -114,7 +114,7 @@ from agentev.optimization.solvers import HIGHS_MIP_OPTIONS, SolverOptions, check
 log = logging.getLogger(__name__)
 
 #: Version of the formulation; bump it when the model changes (it keys cached oracle plans).
-FORMULATION_VERSION = 5
+FORMULATION_VERSION = 6
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
 #: Penalty per kWh below ``min_soc + reserve_soc`` (the plan's soft reserve).
@@ -718,7 +718,15 @@ class ChargingPlanner:
             fleet: Make the fleet's plugged-in count :math:`K_t = \sum_v x_{vt}` the
                 integer variable instead of each :math:`x_{vt}`, which stay in [0, 1]
                 throughout (a plan for fleet-level dispatch, see the module docs).
+
+        Raises:
+            ValueError: if ``fleet`` and the periods differ in length.
         """
+        if fleet and not np.allclose(data.lengths_min(), data.period_min):
+            raise ValueError(
+                f"period_lengths_min = {list(data.period_lengths_min)}: a fleet-level plan "
+                f"needs periods of one length (period_min = {data.period_min})"
+            )
         start = time.perf_counter()
         self.update(data)
         m, nt, block = self.model, self.periods, self.binary_periods
@@ -884,9 +892,8 @@ class ChargingPlanner:
     def _extract(self, data: PlanInput, status: str, fleet: bool = False) -> Plan:
         """The solved plan; ``fleet``: from the fleet's counts (:meth:`_add_fleet_count`).
 
-        A fleet-level solution plugs in, in each period, the :math:`n_t` vehicles with the
-        largest :math:`x_{vt}` (each has :math:`x_{vt} > 0`, so it is free to charge) and
-        shares the fleet's grid energy among them in proportion to their power limits.
+        A fleet-level solution gives each period's count and grid energy to vehicles by
+        :func:`assign_counts`; its terms stay those of the solved model.
         """
         m = self.model
         nv, nt = self.num_vehicles, self.periods
@@ -894,24 +901,23 @@ class ChargingPlanner:
         gv = np.array([[max(0.0, pyo.value(m.g[v, t])) for t in range(nt)] for v in range(nv)])
         if fleet:
             counts = [round(pyo.value(m.n[t])) for t in range(nt)]
-            x = round_plugged(xv, counts, threshold=1e-6)
-            pmax = np.array([v.max_power_kw for v in data.vehicles])[:, None] * x
-            total = pmax.sum(axis=0)
-            share = np.divide(pmax, total, out=np.zeros_like(pmax), where=total > 0)
-            g = share * gv.sum(axis=0)
+            free = np.array([[pyo.value(m.avail[v, t]) for t in range(nt)] for v in range(nv)])
+            work = np.array([[pyo.value(m.work[v, t]) for t in range(nt)] for v in range(nv)])
+            cuts = [self._cuts(v, data.period_min) for v in data.vehicles]
+            x, g, e = assign_counts(data, counts, gv.sum(axis=0), free, work, cuts)
         else:
             x = round_plugged(xv, [pyo.value(m.ports[t]) for t in range(nt)])
             g = np.where(x, gv, 0.0)
-        e = np.zeros((nv, nt))
-        for v in range(nv):
-            eff = data.vehicles[v].efficiency
-            before = pyo.value(m.e0[v])
-            for t in range(nt):
-                if t < self.binary_periods:
-                    e[v, t] = pyo.value(m.E[v, t])
-                else:  # rounded or shared: energies follow the plan's grid energies
-                    e[v, t] = before + eff * g[v, t] - pyo.value(m.work[v, t])
-                before = e[v, t]
+            e = np.zeros((nv, nt))
+            for v in range(nv):
+                eff = data.vehicles[v].efficiency
+                before = pyo.value(m.e0[v])
+                for t in range(nt):
+                    if t < self.binary_periods:
+                        e[v, t] = pyo.value(m.E[v, t])
+                    else:  # the rounded tail: energies follow its grid energies
+                        e[v, t] = before + eff * g[v, t] - pyo.value(m.work[v, t])
+                    before = e[v, t]
         terms = {
             "energy_cost": pyo.value(m.energy_cost),
             "demand_increment": pyo.value(m.demand_increment),
@@ -1061,19 +1067,93 @@ def expand_periods(plan: Plan, data: PlanInput) -> Plan:
     )
 
 
-def round_plugged(x: np.ndarray, ports: Sequence[float], threshold: float = 0.5) -> np.ndarray:
+def round_plugged(x: np.ndarray, ports: Sequence[float]) -> np.ndarray:
     """Plugged-in booleans from solved ``[vehicle, period]`` values, some of them relaxed.
 
-    In each period the vehicles with ``x >= threshold`` are plugged in, the largest first, at
-    most ``ports[t]`` of them (binary periods already satisfy this; relaxed ones may not).
+    In each period the vehicles with ``x >= 0.5`` are plugged in, the largest first, at most
+    ``ports[t]`` of them (binary periods already satisfy this; relaxed ones may not).
     """
     out = np.zeros(x.shape, dtype=bool)
     for t in range(x.shape[1]):
         order = np.argsort(-x[:, t], kind="stable")
         cap = int(round(ports[t]))
-        chosen = [v for v in order[:cap] if x[v, t] >= threshold]
+        chosen = [v for v in order[:cap] if x[v, t] >= 0.5]
         out[chosen, t] = True
     return out
+
+
+def assign_counts(
+    data: PlanInput,
+    counts: Sequence[int],
+    budget_kwh: Sequence[float],
+    free: np.ndarray,
+    work_kwh: np.ndarray,
+    cuts: Sequence[Sequence[tuple[float, float]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vehicles and grid energies for a fleet-level plan: so many plugged in, so much energy.
+
+    Period by period: vehicles already plugged in stay while there are places and they are
+    below the CC-CV knee, the least charged first; the other places go to the free vehicles
+    with the least energy. Each gets the grid energy its power limit, its CC-CV cuts and its
+    room below ``max_soc`` allow, all scaled down to the period's budget; the energies follow
+    the dynamics of the full model. So the arrays keep every per-vehicle bound, with at most
+    ``counts[t]`` plugged in and at most ``budget_kwh[t]`` drawn.
+
+    Args:
+        data: The problem (periods of ``period_min``).
+        counts: Vehicles to plug in, per period.
+        budget_kwh: The fleet's grid energy, per period (kWh).
+        free: ``[vehicle, period]`` 1 where the vehicle is free to charge.
+        work_kwh: ``[vehicle, period]`` consumption (kWh).
+        cuts: Per vehicle, its CC-CV cuts ``(a, b)`` for a period of ``period_min``.
+
+    Returns:
+        ``(plugged, grid_kwh, energy_kwh)``, each ``[vehicle, period]``.
+    """
+    vs = data.vehicles
+    nv, nt = len(vs), len(counts)
+    dt_h = data.period_min / 60.0
+    taper = [
+        [c for c in vc if c[1] < -1e-9] or [(v.max_power_kw * dt_h * v.efficiency, 0.0)]
+        for v, vc in zip(vs, cuts, strict=True)
+    ]
+    energy = np.array([v.soc * v.capacity_kwh for v in vs])
+    top = np.array([v.max_soc * v.capacity_kwh for v in vs])
+    knee = np.array([v.knee_soc * v.capacity_kwh for v in vs])
+    x = np.zeros((nv, nt), dtype=bool)
+    g = np.zeros((nv, nt))
+    e = np.zeros((nv, nt))
+    plugged = np.array([v.plugged for v in vs])
+    for t in range(nt):
+        able = free[:, t].astype(bool) & (energy < top - 1e-6)
+        stay = sorted(
+            np.flatnonzero(able & plugged & (energy < knee)),
+            key=lambda i: energy[i] / vs[i].capacity_kwh,
+        )
+        chosen = stay[: counts[t]]
+        rest = sorted(
+            np.flatnonzero(able & ~plugged), key=lambda i: (energy[i] / vs[i].capacity_kwh, i)
+        )
+        chosen += rest[: counts[t] - len(chosen)]
+        want = {}
+        for i in chosen:
+            v = vs[i]
+            cap = min(
+                v.max_power_kw * dt_h,
+                min(a + b * energy[i] for a, b in taper[i]) / v.efficiency,
+                (top[i] - energy[i] + work_kwh[i, t]) / v.efficiency,
+            )
+            want[i] = max(0.0, cap)
+        total = sum(want.values())
+        scale = min(1.0, budget_kwh[t] / total) if total > 0 else 0.0
+        plugged = np.zeros(nv, dtype=bool)
+        for i in chosen:
+            x[i, t] = True
+            plugged[i] = True
+            g[i, t] = want[i] * scale
+        energy = energy + np.array([v.efficiency for v in vs]) * g[:, t] - work_kwh[:, t]
+        e[:, t] = energy
+    return x, g, e
 
 
 def assign_ports(

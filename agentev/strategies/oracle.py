@@ -4,12 +4,14 @@ The planner solves the whole run (every period of the run, the realised task dem
 run's trace as its forecast) with the fleet's plugged-in count per period as the integer
 variable (fleet-level relax-and-fix, see :mod:`agentev.optimization.planner`): each vehicle's
 plug-in decision is relaxed, and blocks of ``ORACLE_BLOCK_H`` hours of counts are made
-integral and fixed in turn, each solve seeing the whole run. A 24 h run is one MILP. The
-per-vehicle form (one binary per vehicle and period, blocks of 2 h) planned vehicle ids that
-the execution below does not use, and took 8 to 14 times longer: over 30 seeds, light 29 s
-and heavy 115 s a plan against 3.9 s and 8.3 s, with executed weighted objectives of 1.761
-and 1.783 against 1.768 and 1.736 (``benchmarks/bench_quality.py``). The plan is executed in
-the simulator with the same seed and never revised.
+integral and fixed in turn, each solve seeing the whole run. A 24 h run is one MILP; each
+period's count and grid energy then go to vehicles, the neediest first, within every
+vehicle's bounds (:func:`~agentev.optimization.planner.assign_counts`). The per-vehicle form
+(one binary per vehicle and period, blocks of 2 h) planned vehicle ids that the execution
+below does not use, and took 8 to 14 times longer: over 30 seeds, light 29 s and heavy 115 s
+a plan against 3.9 s and 8.3 s, with executed weighted objectives of 1.761 and 1.783 against
+1.778 and 1.768 (``benchmarks/bench_quality.py``). The plan is executed in the simulator
+with the same seed and never revised.
 
 Execution is by fleet-level dispatch, not per-vehicle bookings: the plan's consumption is the
 fleet's work spread evenly over the vehicles, so after a few hours the real vehicles' states
