@@ -75,10 +75,10 @@ Fleet-level relax-and-fix (``solve_relax_and_fix(data, fleet=True)``): every
 :math:`x_{vt}` is relaxed to [0, 1] and the fleet's plugged-in count
 :math:`K_t = \sum_v x_{vt}` is the integer variable instead, made integral block by block.
 The plan then gives each period's count and grid energy to vehicles, the neediest first,
-within each vehicle's bounds (:func:`assign_counts`). This is a plan for fleet-level
-dispatch (the ``oracle`` charges :math:`K_t` vehicles, the neediest first, whatever the
-plan's vehicle ids): with a handful of integers per period rather than one binary per
-vehicle, a whole day solves in one MILP.
+within each vehicle's bounds (:func:`assign_counts`; fewer than :math:`K_t` if fewer can
+take energy). This is a plan for fleet-level dispatch (the ``oracle`` charges the plan's
+number of vehicles, the neediest first, whatever the plan's vehicle ids): with a handful of
+integers per period rather than one binary per vehicle, a whole day solves in one MILP.
 
 Periods may differ in length (``PlanInput.period_lengths_min``, e.g. an hour-long tail
 after quarter-hours: move blocking): :math:`\Delta` is then :math:`\Delta_t` throughout and
