@@ -1171,8 +1171,9 @@ def check_fleet_plan(data: PlanInput, plan: Plan) -> None:
 
 def test_a_fleet_plan_gives_each_count_to_the_neediest_free_vehicles():
     data = mixed_power(fleet_instance(nv=6, nt=8, seed=4))
-    plan = ChargingPlanner(6, 8, len(data.demand_charges), EXACT, binary_periods=8)
-    plan = plan.solve_relax_and_fix(data, fleet=True)
+    planner = ChargingPlanner(6, 8, len(data.demand_charges), EXACT, binary_periods=8)
+    plan = planner.solve_relax_and_fix(data, fleet=True)
+    free = free_periods_matrix(data)
     energy = np.array([v.soc * v.capacity_kwh for v in data.vehicles])
     top = np.array([v.max_soc * v.capacity_kwh for v in data.vehicles])
     knee = np.array([v.knee_soc * v.capacity_kwh for v in data.vehicles])
@@ -1180,7 +1181,7 @@ def test_a_fleet_plan_gives_each_count_to_the_neediest_free_vehicles():
     plugged = np.array([v.plugged for v in data.vehicles])
     for t in range(data.periods):
         chosen = plan.plugged[:, t]
-        able = free_periods_matrix(data)[:, t] & (energy < top - 1e-6)
+        able = free[:, t] & (energy < top - 1e-6)
         # a left-out free vehicle that is not a continuing session is no needier than a
         # newly chosen one
         new = chosen & ~(plugged & (energy < knee))

@@ -759,7 +759,7 @@ class ChargingPlanner:
                     message = f"relax-and-fix block at period {k}: {msg}"
                     break
                 message = message or msg
-                self.binary_periods = 0 if fleet else min(nt, k + block)
+                self.binary_periods = min(nt, k + block)  # read by _extract
                 plan = self._extract(data, status, fleet=fleet)
                 self.binary_periods = block
         finally:
@@ -897,7 +897,6 @@ class ChargingPlanner:
         """
         m = self.model
         nv, nt = self.num_vehicles, self.periods
-        xv = np.array([[pyo.value(m.x[v, t]) for t in range(nt)] for v in range(nv)])
         gv = np.array([[max(0.0, pyo.value(m.g[v, t])) for t in range(nt)] for v in range(nv)])
         if fleet:
             counts = [round(pyo.value(m.n[t])) for t in range(nt)]
@@ -906,6 +905,7 @@ class ChargingPlanner:
             cuts = [self._cuts(v, data.period_min) for v in data.vehicles]
             x, g, e = assign_counts(data, counts, gv.sum(axis=0), free, work, cuts)
         else:
+            xv = np.array([[pyo.value(m.x[v, t]) for t in range(nt)] for v in range(nv)])
             x = round_plugged(xv, [pyo.value(m.ports[t]) for t in range(nt)])
             g = np.where(x, gv, 0.0)
             e = np.zeros((nv, nt))
@@ -1123,6 +1123,7 @@ def assign_counts(
     x = np.zeros((nv, nt), dtype=bool)
     g = np.zeros((nv, nt))
     e = np.zeros((nv, nt))
+    eff = np.array([v.efficiency for v in vs])
     plugged = np.array([v.plugged for v in vs])
     for t in range(nt):
         able = free[:, t].astype(bool) & (energy < top - 1e-6)
@@ -1151,7 +1152,7 @@ def assign_counts(
             x[i, t] = True
             plugged[i] = True
             g[i, t] = want[i] * scale
-        energy = energy + np.array([v.efficiency for v in vs]) * g[:, t] - work_kwh[:, t]
+        energy = energy + eff * g[:, t] - work_kwh[:, t]
         e[:, t] = energy
     return x, g, e
 
