@@ -25,6 +25,7 @@ from scipy.optimize import linprog
 
 from agentev.battery import period_charge_curve
 from agentev.config import VehicleType
+from agentev.optimization import planner as planner_module
 from agentev.optimization.planner import (
     MAX_CUTS,
     RESERVE_PENALTY,
@@ -1203,10 +1204,65 @@ def test_a_fleet_plan_refuses_periods_of_different_lengths():
         planner.solve_relax_and_fix(data, fleet=True)
 
 
-def test_after_a_fleet_solve_a_planner_solves_rolling_problems_as_a_fresh_one():
-    data = fleet_instance(nv=6, nt=8)
-    planner = ChargingPlanner(6, 8, len(data.demand_charges), options=EXACT, binary_periods=2)
-    planner.solve_relax_and_fix(data, fleet=True)
+def rounded_fleet_plan(data: PlanInput, options: SolverOptions, blocks: int = 1) -> Plan:
+    nt = data.periods
+    planner = ChargingPlanner(
+        len(data.vehicles), nt, len(data.demand_charges), options, binary_periods=nt // blocks
+    )
+    plan = planner.solve_relax_and_fix(data, fleet=True)
+    assert planner.model.component("n") is None
+    assert not any(var.fixed for var in planner.model.x.values())
+    return plan
+
+
+@pytest.mark.parametrize("solver", ["highs", "glpk"])
+@pytest.mark.parametrize(("seed", "round_block_min"), [(3, 360.0), (4, 30.0), (5, 45.0)])
+def test_a_fleet_plan_by_rounding_up_keeps_every_bound_within_its_gap_of_the_lp_bound(
+    seed, round_block_min, solver, monkeypatch
+):
+    """Counts rounded up from the LP relaxation (in one block or several): a fleet plan that
+    keeps every bound, between its LP bound and that bound plus the accepted gap, and no
+    better than the exact fleet MILP (of which it is a feasible solution)."""
+    monkeypatch.setattr(planner_module, "ROUND_BLOCK_MIN", round_block_min)
+    data = mixed_power(fleet_instance(nv=6, nt=8, seed=seed))
+    options = replace(EXACT, solver=solver)
+    rounded = rounded_fleet_plan(data, replace(options, rounding_gap=0.5))
+    assert rounded.status == "optimal" and not rounded.fallback, rounded.message
+    check_fleet_plan(data, rounded)
+    lp = lp_relaxation_objective(data)
+    objective = rounded.terms["objective"]
+    assert rounded.terms["lp_bound"] == pytest.approx(lp, abs=gap_tol(lp))
+    assert lp - TOL <= objective <= lp + 0.5 * abs(objective)
+    exact = rounded_fleet_plan(data, replace(options, rounding_gap=0.0))
+    assert lp - TOL <= exact.terms["objective"] <= objective + gap_tol(objective)
+
+
+@pytest.mark.parametrize("solver", ["highs", "glpk"])
+def test_a_rounded_fleet_plan_outside_its_gap_gives_way_to_the_milp(solver):
+    data = mixed_power(fleet_instance(nv=6, nt=8, seed=4))
+    options = replace(EXACT, solver=solver)
+    rounded = rounded_fleet_plan(data, replace(options, rounding_gap=0.5))
+    objective, bound = rounded.terms["objective"], rounded.terms["lp_bound"]
+    gap = (objective - bound) / abs(objective)
+    assert gap > 1e-5  # this instance's rounded counts cost something
+    strict = rounded_fleet_plan(data, replace(options, rounding_gap=gap / 2))
+    assert "lp_bound" not in strict.terms
+    assert strict.status == "optimal" and not strict.fallback
+    check_fleet_plan(data, strict)
+    assert strict.terms["objective"] <= objective + gap_tol(objective)
+    # the MILP's counts give the same plan as the exact fleet solve
+    exact = rounded_fleet_plan(data, options)
+    assert strict.terms["objective"] == pytest.approx(exact.terms["objective"], abs=1e-6)
+
+
+@pytest.mark.parametrize("rounding_gap", [None, 0.5])
+def test_after_a_fleet_solve_a_planner_solves_rolling_problems_as_a_fresh_one(rounding_gap):
+    """By LP rounding (its gap 1.6e-4 accepted) or by the counts' MILPs (refused at 1e-6)."""
+    data = mixed_power(fleet_instance(nv=6, nt=8, seed=4))
+    options = replace(EXACT, rounding_gap=rounding_gap)
+    planner = ChargingPlanner(6, 8, len(data.demand_charges), options=options, binary_periods=2)
+    plan = planner.solve_relax_and_fix(data, fleet=True)
+    assert ("lp_bound" in plan.terms) == (rounding_gap is not None)
     assert planner.model.component("n") is None
     again = planner.solve(changed_prices(data))
     fresh = ChargingPlanner(6, 8, len(data.demand_charges), options=EXACT, binary_periods=2).solve(

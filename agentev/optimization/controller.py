@@ -83,6 +83,8 @@ class OptimizationController:
             1.949 rather than 2.022; 10 light seeds 33 rather than 44 times (3.6 s rather
             than 4.4 s a day), objective 1.718 rather than 1.726.
         sub_mip_heuristics: Keep HiGHS's sub-MIP heuristics (see ``SolverOptions``).
+        rounding_gap: Gap within which a fleet-level plan by LP rounding is kept (see
+            ``SolverOptions``; None: no rounding).
         tail_period_min: Length of the periods after the first re-plan interval (minutes),
             a multiple of ``period_min``; None: every period is ``period_min`` long. Fleets
             planned hierarchically always use ``period_min``.
@@ -100,6 +102,7 @@ class OptimizationController:
         forecaster: str = "rate",
         soc_reserve: float = 0.10,
         sub_mip_heuristics: bool = False,
+        rounding_gap: float | None = None,
         tail_period_min: float | None = 60.0,
     ) -> None:
         self.horizon_h = prediction_horizon
@@ -114,6 +117,7 @@ class OptimizationController:
             node_limit=node_limit,
             time_limit_s=time_limit_s,
             sub_mip_heuristics=sub_mip_heuristics,
+            rounding_gap=rounding_gap,
         )
         self.tail_period_min = tail_period_min
         self.lengths = (

@@ -122,6 +122,12 @@ RESERVE_PENALTY = 0.3
 #: Battery-wear cost per kWh of throughput, relative to the normalised terms.
 WEAR_PER_KWH = 1e-4
 MAX_CUTS = 12
+#: A relaxed count within this of an integer is that integer when a fleet plan rounds up.
+ROUND_UP_TOL = 1e-6
+#: A fleet plan's counts are rounded up and fixed this many minutes at a time, the LP
+#: re-solved after each block (``continuous`` seed 0, 72 h: blocks of 3, 6 and 12 h took
+#: 32, 23 and 25 s, objectives within 0.03 % of each other).
+ROUND_BLOCK_MIN = 360.0
 
 
 @dataclass
@@ -717,7 +723,9 @@ class ChargingPlanner:
             data: The problem.
             fleet: Make the fleet's plugged-in count :math:`K_t = \sum_v x_{vt}` the
                 integer variable instead of each :math:`x_{vt}`, which stay in [0, 1]
-                throughout (a plan for fleet-level dispatch, see the module docs).
+                throughout (a plan for fleet-level dispatch, see the module docs). With
+                ``options.rounding_gap`` set, rounding the LP relaxation's counts is tried
+                first (:meth:`_round_fleet_counts`).
 
         Raises:
             ValueError: if ``fleet`` and the periods differ in length.
@@ -741,9 +749,18 @@ class ChargingPlanner:
         plan: Plan | None = None
         message = ""
         try:
-            if fleet:  # the per-vehicle model starts with its first block binary already
-                for var in block_vars(0, block):
+            if fleet and self.options.rounding_gap is not None:
+                plan = self._round_fleet_counts(data)
+                if plan is not None:
+                    plan.solve_s = time.perf_counter() - start
+                    return plan
+            if fleet:  # the counts' MILPs, block by block
+                # (the per-vehicle model starts with its first block binary already)
+                first = block_vars(0, block)
+                for var in first:
                     var.domain = integral
+                if self._solver is not None:
+                    self._solver.update_variables(first)
             for k in range(0, nt, block):
                 if k > 0:
                     changed = block_vars(k - block, k)
@@ -774,6 +791,55 @@ class ChargingPlanner:
             if message:
                 log.warning("charging plan: %s", message)
         plan.solve_s = time.perf_counter() - start
+        return plan
+
+    def _round_fleet_counts(self, data: PlanInput) -> Plan | None:
+        r"""The fleet plan by LP rounding, kept if its gap to the LP relaxation is small.
+
+        The LP relaxation (counts :math:`K_t` relaxed too) is a lower bound :math:`J_{LP}` on
+        the fleet MILP. Block by block (``ROUND_BLOCK_MIN``), each period's count is rounded
+        up, :math:`K_t = \lceil K^{LP}_t \rceil`, and fixed, and the LP is solved again so
+        that the later periods adapt. Rounding up is always feasible: :math:`K_t` vehicles are
+        free in period :math:`t` and it has :math:`K_t` ports, since both are integers at
+        least :math:`K^{LP}_t`, and raising a count lets every grid energy stay. The result
+        is kept if :math:`(J - J_{LP}) / |J|` is within ``options.rounding_gap``; otherwise
+        the counts are unfixed and ``None`` is returned.
+
+        Rounding up costs idle port time that a MILP shifts energy to avoid: on the 24 h
+        scenarios one MILP is better (light, 10 seeds: rounded plans 0.3 to 1.2 % worse in
+        objective, executed ``weighted_objective`` 1.806 against 1.763) and barely slower
+        (2.4 against 2.9 s). On the 72 h ``continuous`` run, whose relax-and-fix blocks each
+        spent about 27 s in root cut rounds that moved the bound by 0.1 %, it takes about
+        25 s rather than 90 s, within 0.9 to 1.2 % of the LP bound.
+        """
+        m, nt = self.model, self.periods
+        block = max(1, round(ROUND_BLOCK_MIN / data.period_min))
+        status, _ = self._run_solver()
+        if status != "optimal":
+            return None
+        bound = pyo.value(m.objective)
+        for k in range(0, nt, block):
+            changed = []
+            for t in range(k, min(nt, k + block)):
+                m.n[t].fix(float(math.ceil(pyo.value(m.n[t]) - ROUND_UP_TOL)))
+                changed.append(m.n[t])
+            if self._solver is not None:
+                self._solver.update_variables(changed)
+            status, _ = self._run_solver()
+            if status != "optimal":
+                break
+        objective = pyo.value(m.objective) if status == "optimal" else math.inf
+        gap = (objective - bound) / max(abs(objective), 1e-9)
+        if gap > self.options.rounding_gap:
+            log.info("fleet plan: rounded counts %.4g above the LP bound; solving the MILP", gap)
+            changed = list(m.n.values())
+            for var in changed:
+                var.unfix()
+            if self._solver is not None:
+                self._solver.update_variables(changed)
+            return None
+        plan = self._extract(data, "optimal", fleet=True)
+        plan.terms["lp_bound"] = bound
         return plan
 
     def _add_fleet_count(self) -> None:

@@ -64,6 +64,10 @@ class SolverOptions:
             cost). Off by default: they dominate the time of a rolling re-plan (see
             ``HIGHS_MIP_OPTIONS``); a whole-day plan (the ``oracle``) finds better
             incumbents with them.
+        rounding_gap: If set, a fleet-level plan (``solve_relax_and_fix(fleet=True)``)
+            is first made by rounding its LP relaxation's counts up, and kept if it is
+            within this relative gap of the LP bound; else (and if None) the counts' MILPs
+            are solved block by block.
     """
 
     solver: str = "highs"
@@ -73,6 +77,7 @@ class SolverOptions:
     threads: int = 1
     seed: int = 0
     sub_mip_heuristics: bool = False
+    rounding_gap: float | None = None
 
 
 def check_available(name: str) -> None:
