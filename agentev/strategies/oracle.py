@@ -54,7 +54,8 @@ ORACLE_TIME_LIMIT_S = 120.0
 #: A run longer than one block is planned by rounding the LP relaxation's counts, kept
 #: within this gap of the LP bound (else relax-and-fix; see
 #: :meth:`~agentev.optimization.planner.ChargingPlanner._round_fleet_counts`). On the 72 h
-#: ``continuous`` run (10 seeds) the rounded plans were 0.86 to 1.16 % above the bound.
+#: ``continuous`` run (10 seeds) the rounded plans were 0.86 to 1.16 % above the bound, and
+#: executed no worse than relax-and-fix's (weighted objective 1.986 against 2.003).
 ORACLE_ROUNDING_GAP = 0.02
 #: Relax-and-fix block of the fleet's counts (hours): a day is one MILP; the 72 h
 #: ``continuous`` run is three, each seeing the whole run.
