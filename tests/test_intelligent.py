@@ -71,6 +71,42 @@ def test_oracle_plan_is_cached_and_reused(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
 
 
+@pytest.mark.parametrize(
+    ("hours", "seed", "rounded"),
+    [
+        (2, 2, False),  # one block: one MILP
+        (6, 2, False),  # several blocks, the rounded counts 5.4 % above the LP bound: MILPs
+        (8, 3, True),  # several blocks, the rounded counts within 1 % of the LP bound
+    ],
+)
+def test_the_oracle_keeps_a_rounded_lp_only_for_runs_of_several_blocks_within_its_gap(
+    hours, seed, rounded, tmp_path, monkeypatch
+):
+    from agentev.strategies import oracle
+
+    monkeypatch.setenv("AGENTEV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(oracle, "_MEMO", {})
+    monkeypatch.setattr(oracle, "ORACLE_BLOCK_H", 2.0)
+    strategy = FactoryModel(scenario="light", strategy="oracle", rng=seed, duration_h=hours)
+    plan = strategy.strategy.plan
+    assert plan.status == "optimal" and not plan.fallback
+    assert ("lp_bound" in plan.terms) == rounded
+    if rounded:
+        bound, objective = plan.terms["lp_bound"], plan.terms["objective"]
+        assert bound - 1e-9 <= objective <= bound + oracle.ORACLE_ROUNDING_GAP * abs(objective)
+    assert_invariants_of_a_plan(strategy.strategy)
+
+
+def assert_invariants_of_a_plan(strategy) -> None:
+    """Ports per period and every planned energy within the vehicles' bounds."""
+    plan, model = strategy.plan, strategy.model
+    ports = sum(c.num_ports for c in model.chargers.values())
+    assert (plan.plugged.sum(axis=0) <= ports).all()
+    top = np.array([v.battery.max_soc * v.capacity_kwh for v in model.vehicles])
+    assert (plan.energy_kwh <= top[:, None] + 1e-6).all()
+    assert (plan.grid_kwh[~plan.plugged] == 0).all()
+
+
 def test_oracle_dispatches_the_plans_count_to_the_neediest_at_the_plans_power(tmp_path):
     from agentev import FactoryModel
     from agentev.agents.vehicle import FREE_STATES, VehicleState
