@@ -805,12 +805,13 @@ class ChargingPlanner:
         is kept if :math:`(J - J_{LP}) / |J|` is within ``options.rounding_gap``; otherwise
         the counts are unfixed and ``None`` is returned.
 
-        Rounding up costs idle port time that a MILP shifts energy to avoid: on the 24 h
-        scenarios one MILP is better (light, 10 seeds: rounded plans 0.3 to 1.2 % worse in
-        objective, executed ``weighted_objective`` 1.806 against 1.763) and barely slower
-        (2.4 against 2.9 s). On the 72 h ``continuous`` run, whose relax-and-fix blocks each
-        spent about 27 s in root cut rounds that moved the bound by 0.1 %, it takes about
-        25 s rather than 90 s, within 0.9 to 1.2 % of the LP bound.
+        Rounding up costs idle port time that a MILP shifts energy to avoid. On the 24 h
+        scenarios one MILP plans better and is barely slower (light, 10 seeds: the rounded
+        plans worse in 9, by up to 1.2 % in objective; executed ``weighted_objective``
+        1.806 against the MILP's 1.763; 2.4 s against 2.9 s). On the 72 h ``continuous``
+        run, whose relax-and-fix blocks each spent about 27 s in root cut rounds that moved
+        the bound by 0.1 %, rounding takes about 25 s rather than 90 s and comes within 0.9
+        to 1.2 % of the LP bound.
         """
         m, nt = self.model, self.periods
         block = max(1, round(ROUND_BLOCK_MIN / data.period_min))
@@ -831,7 +832,7 @@ class ChargingPlanner:
         objective = pyo.value(m.objective) if status == "optimal" else math.inf
         gap = (objective - bound) / max(abs(objective), 1e-9)
         if gap > self.options.rounding_gap:
-            log.info("fleet plan: rounded counts %.4g above the LP bound; solving the MILP", gap)
+            log.info("fleet plan: rounded counts %.2f %% above the LP bound; MILPs", 100 * gap)
             changed = list(m.n.values())
             for var in changed:
                 var.unfix()
