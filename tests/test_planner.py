@@ -694,6 +694,71 @@ def test_brute_force_agrees_on_a_cccv_bound_instance():
     check_plan(data, plan)
 
 
+def keeps_min_session(x: np.ndarray, x_now: np.ndarray, length: int, binary: int) -> bool:
+    """Every session started in the first ``binary`` periods lasts ``length`` periods there."""
+    for v in range(x.shape[0]):
+        for t in range(binary):
+            prev = x_now[v] if t == 0 else x[v, t - 1]
+            if x[v, t] > 0.5 and prev < 0.5:
+                if not all(x[v, u] > 0.5 for u in range(t + 1, min(binary, t + length))):
+                    return False
+    return True
+
+
+@pytest.mark.parametrize("case", BRUTE_FORCE_CASES)
+def test_milp_with_a_minimum_session_equals_brute_force_over_the_schedules_keeping_it(case):
+    data, lp, values = brute_force_case(case)
+    kept = [(x, val) for x, val in values if keeps_min_session(x, lp.x_now, 2, data.periods)]
+    planner = ChargingPlanner(
+        len(data.vehicles), data.periods, len(data.demand_charges), EXACT, min_session_periods=2
+    )
+    plan = planner.solve(data)
+    if not kept:
+        assert plan.fallback and plan.status == "fcfs", plan.status
+        return
+    best_x, best = min(kept, key=lambda xv: xv[1])
+    assert plan.status in ("optimal", "feasible") and not plan.fallback, plan.message
+    assert plan.terms["objective"] == pytest.approx(best, abs=gap_tol(best)), best_x
+    assert keeps_min_session(plan.plugged, lp.x_now, 2, data.periods)
+
+
+def test_a_minimum_session_changes_some_brute_force_optimum():
+    """The instances above test the constraint: some unconstrained optimum breaks it."""
+    broken = 0
+    for case in BRUTE_FORCE_CASES:
+        data, lp, values = brute_force_case(case)
+        if values:
+            best_x, _ = min(values, key=lambda xv: xv[1])
+            broken += not keeps_min_session(best_x, lp.x_now, 2, data.periods)
+    assert broken >= 1
+
+
+@pytest.mark.parametrize(("seed", "length", "binary"), [(3, 2, 4), (4, 3, 5), (5, 4, 8)])
+def test_a_plan_keeps_its_minimum_session_in_the_binary_periods(seed, length, binary):
+    data = mixed_power(fleet_instance(nv=6, nt=8, seed=seed))
+    planner = ChargingPlanner(
+        6, 8, len(data.demand_charges), EXACT, binary_periods=binary, min_session_periods=length
+    )
+    plan = planner.solve(data)
+    assert plan.status == "optimal" and not plan.fallback, plan.message
+    check_plan(data, plan, exact=False, terms=binary == data.periods)
+    x_now = np.array([float(v.plugged) for v in data.vehicles])
+    assert keeps_min_session(plan.plugged.astype(float), x_now, length, binary)
+
+
+@pytest.mark.parametrize(("minutes", "periods"), [(30.0, 2), (20.0, 2), (None, 1), (15.0, 1)])
+def test_the_controllers_minimum_session_is_whole_periods(minutes, periods):
+    from agentev.optimization.controller import OptimizationController
+
+    controller = OptimizationController(period_min=15, min_session_min=minutes)
+    assert controller.min_session_periods == periods
+
+
+def test_a_minimum_session_below_one_period_is_refused():
+    with pytest.raises(ValueError, match="min_session_periods = 0: must be at least 1"):
+        ChargingPlanner(2, 4, min_session_periods=0)
+
+
 # ------------------------------------------------------------------ 2. HiGHS vs GLPK
 @pytest.mark.parametrize("seed", [14, 16, 28, 31])
 def test_highs_and_glpk_agree(seed):

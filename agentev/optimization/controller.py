@@ -85,6 +85,13 @@ class OptimizationController:
         sub_mip_heuristics: Keep HiGHS's sub-MIP heuristics (see ``SolverOptions``).
         rounding_gap: Gap within which a fleet-level plan by LP rounding is kept (see
             ``SolverOptions``; None: no rounding).
+        min_session_min: Shortest plug-in session the plan may start (minutes), within the
+            first re-plan interval; None: no minimum. At 30 min rather than none (8 seeds
+            each), heavy re-planned in 9.0 s a day rather than 25.9 s, with a weighted
+            objective of 1.942 rather than 2.015: the plans had rotated vehicles through
+            quarter-hour sessions (18 sessions in 4 h for 12 vehicles, each a drive to the
+            charger), which is also where their LP bound was weakest. Light: 1.730 rather
+            than 1.737, 4.8 s and 4.6 s a day.
         tail_period_min: Length of the periods after the first re-plan interval (minutes),
             a multiple of ``period_min``; None: every period is ``period_min`` long. Fleets
             planned hierarchically always use ``period_min``.
@@ -103,6 +110,7 @@ class OptimizationController:
         soc_reserve: float = 0.10,
         sub_mip_heuristics: bool = False,
         rounding_gap: float | None = None,
+        min_session_min: float | None = 30.0,
         tail_period_min: float | None = 60.0,
     ) -> None:
         self.horizon_h = prediction_horizon
@@ -118,6 +126,9 @@ class OptimizationController:
             time_limit_s=time_limit_s,
             sub_mip_heuristics=sub_mip_heuristics,
             rounding_gap=rounding_gap,
+        )
+        self.min_session_periods = (
+            1 if not min_session_min else max(1, math.ceil(min_session_min / period_min - 1e-9))
         )
         self.tail_period_min = tail_period_min
         self.lengths = (
@@ -154,6 +165,7 @@ class OptimizationController:
             len(cfg.tariff.demand_charges),
             self.options,
             binary_periods=self.binary_periods,
+            min_session_periods=self.min_session_periods,
         )
 
     # ----------------------------------------------------------------- planning

@@ -255,16 +255,22 @@ def make_planner(
     num_demand_charges: int,
     options: SolverOptions,
     binary_periods: int | None = None,
+    min_session_periods: int = 1,
 ) -> ChargingPlanner:
     """The full MILP for small fleets, the hierarchical one from ``HIERARCHICAL_MIN_VEHICLES``.
 
-    ``binary_periods`` (the full MILP's relaxed tail) does not apply to the hierarchical
-    planner, whose first stage has one integer per period.
+    ``binary_periods`` (the full MILP's relaxed tail) and ``min_session_periods`` do not
+    apply to the hierarchical planner, whose first stage has one integer per period.
     """
     cls = HierarchicalPlanner if num_vehicles >= HIERARCHICAL_MIN_VEHICLES else ChargingPlanner
     start = time.perf_counter()
     planner = cls(
-        num_vehicles, periods, num_demand_charges, options=options, binary_periods=binary_periods
+        num_vehicles,
+        periods,
+        num_demand_charges,
+        options=options,
+        binary_periods=binary_periods,
+        min_session_periods=min_session_periods,
     )
     log.debug("%s built in %.3f s", cls.__name__, time.perf_counter() - start)
     return planner

@@ -25,8 +25,17 @@ charge's window (kW). With :math:`E_{v,-1} = E^0_v` and :math:`x_{v,-1}` = plugg
     \textstyle\sum_v x_{vt} &\le N^{port}_t         &\text{(ports of working chargers)}\\
     G_t &\le (L - B_t)\Delta                        &\text{(site connection limit)}\\
     s_{vt} &\ge x_{vt} - x_{v,t-1}\\
+    x_{vu} &\ge x_{vt} - x_{v,t-1}, \quad t < u < \min(B, t + \ell)
+                                                    &\text{(minimum session, binary periods)}\\
     q_t &\ge n_t - W_t + \textstyle\sum_v x_{vt}    &\text{(needed minus able vehicles)}\\
     P_d &\ge P^0_d, \quad P_d \ge w_{dt}(B_t + G_t/\Delta)
+
+A session that starts in the binary periods (:math:`t < B`, below) lasts at least
+:math:`\ell` = ``min_session_periods`` periods there (1: no minimum; the controller asks for
+30 min). Without it the heavy scenario's rolling plans rotated vehicles through quarter-hour
+sessions, each a drive to the charger and back in the simulation, and the MILP needed
+hundreds of nodes to close the gap between the LP relaxation's sessions and the integer
+ones.
 
 The forecast use :math:`c_{vt}` does not depend on :math:`x_{vt}`: the forecast work is the
 fleet's, spread evenly over its vehicles, and a vehicle that charges hands its share to the
@@ -382,9 +391,13 @@ class ChargingPlanner:
         options: Solver options.
         binary_periods: Periods whose plug-in decisions are binary; the later ones are
             relaxed to [0, 1] (see the module docs). None: every period is binary.
+        min_session_periods: A session that starts in the binary periods lasts at least
+            this many periods, as far as they reach (1: no minimum; see the module docs).
+            The hierarchical planner ignores it.
 
     Raises:
         SolverUnavailableError: if the solver is not installed.
+        ValueError: if ``binary_periods`` or ``min_session_periods`` is below 1.
     """
 
     def __init__(
@@ -394,6 +407,7 @@ class ChargingPlanner:
         num_demand_charges: int = 0,
         options: SolverOptions | None = None,
         binary_periods: int | None = None,
+        min_session_periods: int = 1,
     ) -> None:
         self.options = options or SolverOptions()
         check_available(self.options.solver)
@@ -402,6 +416,9 @@ class ChargingPlanner:
         self.binary_periods = periods if binary_periods is None else min(binary_periods, periods)
         if self.binary_periods < 1:
             raise ValueError(f"binary_periods = {binary_periods}: must be at least 1")
+        if min_session_periods < 1:
+            raise ValueError(f"min_session_periods = {min_session_periods}: must be at least 1")
+        self.min_session_periods = int(min_session_periods)
         self.num_demand_charges = num_demand_charges
         self.model: pyo.ConcreteModel | None = None  # built by the first update
         self._model_key: tuple | None = None
@@ -543,6 +560,21 @@ class ChargingPlanner:
         m.site_limit = pyo.Constraint(m.T, rule=lambda m, t: m.G[t] <= m.site_kwh[t])
         m.session = pyo.Constraint(
             m.V, m.T, rule=lambda m, v, t: m.s[v, t] >= m.x[v, t] - prev_x(m, v, t)
+        )
+        # minimum session length: a session started in period t (x_t - x_{t-1} = 1) stays
+        # plugged in for the next min_session_periods - 1 binary periods
+        m.MS = pyo.Set(
+            dimen=3,
+            initialize=[
+                (v, t, u)
+                for v in range(self.num_vehicles)
+                for t in range(self.binary_periods)
+                for u in range(t + 1, min(self.binary_periods, t + self.min_session_periods))
+            ],
+        )
+        m.min_session = pyo.Constraint(
+            m.MS,
+            rule=lambda m, v, t, u: m.x[v, u] >= m.x[v, t] - prev_x(m, v, t),
         )
         m.shortfall = pyo.Constraint(
             m.T,

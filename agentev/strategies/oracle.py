@@ -145,6 +145,7 @@ class Oracle(Intelligent):
             forecaster="perfect",
             sub_mip_heuristics=True,
             rounding_gap=ORACLE_ROUNDING_GAP if several_blocks else None,
+            min_session_min=None,  # a fleet-level plan: sessions are the dispatcher's
             tail_period_min=None,  # relax-and-fix makes every period integral in turn
         )
         key = _key(model, whole)
