@@ -86,12 +86,12 @@ class OptimizationController:
         rounding_gap: Gap within which a fleet-level plan by LP rounding is kept (see
             ``SolverOptions``; None: no rounding).
         min_session_min: Shortest plug-in session the plan may start (minutes), within the
-            first re-plan interval; None: no minimum. At 30 min rather than none (8 seeds
-            each), heavy re-planned in 9.0 s a day rather than 25.9 s, with a weighted
-            objective of 1.942 rather than 2.015: the plans had rotated vehicles through
-            quarter-hour sessions (18 sessions in 4 h for 12 vehicles, each a drive to the
-            charger), which is also where their LP bound was weakest. Light: 1.730 rather
-            than 1.737, 4.8 s and 4.6 s a day.
+            first re-plan interval; None: no minimum. At 30 min rather than none, a heavy
+            run took 13 s rather than 26 s (``benchmarks/bench_campaign.py``) and its
+            weighted objective over 30 seeds was 1.926 rather than 1.978 (light: 1.718
+            rather than 1.730): the plans had rotated vehicles through quarter-hour
+            sessions (18 sessions in 4 h for 12 vehicles, each a drive to the charger),
+            which is also where their LP bound was weakest.
         tail_period_min: Length of the periods after the first re-plan interval (minutes),
             a multiple of ``period_min``; None: every period is ``period_min`` long. Fleets
             planned hierarchically always use ``period_min``.
