@@ -70,7 +70,13 @@ class OptimizationController:
         period_min: Period length (minutes).
         solver: Solver name (``"highs"``, ``"glpk"``, or another Pyomo solver).
         mip_gap: Relative MIP gap.
-        node_limit: Branch-and-bound node limit (HiGHS).
+        node_limit: Branch-and-bound node limit (HiGHS): the deterministic stop of a
+            re-plan that has not closed its gap (its incumbent is used, no fallback). At
+            1,000 rather than 5,000, 250 re-plans replayed from light seeds 3 and 55,
+            heavy seed 42 and continuous seed 42 (72 h) gave the same objective in every
+            one, and light's took 5.0 s rather than 9.1 s: its slowest re-plan found its
+            plan at node 18 and spent 4,100 nodes and 4.3 s moving the bound from 2.1 % to
+            the 1 % gap.
         time_limit_s: Wall-clock safety net per solve (s).
         forecaster: ``"rate"`` (the scenario's expected arrival rate) or ``"perfect"`` (the
             realised task trace, for ablation).
@@ -104,7 +110,7 @@ class OptimizationController:
         period_min: float = 15,
         solver: str = "highs",
         mip_gap: float = 0.01,
-        node_limit: int = 5000,
+        node_limit: int = 1000,
         time_limit_s: float = 20.0,
         forecaster: str = "rate",
         soc_reserve: float = 0.10,

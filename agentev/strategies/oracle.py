@@ -51,6 +51,8 @@ from agentev.strategies.intelligent import Intelligent
 #: Each relax-and-fix block's solve: the gap, and a longer safety net than a re-plan's.
 ORACLE_MIP_GAP = 0.01
 ORACLE_TIME_LIMIT_S = 120.0
+#: Each block's node limit: a whole-run MILP keeps searching longer than a re-plan.
+ORACLE_NODE_LIMIT = 5000
 #: A run longer than one block is planned by rounding the LP relaxation's counts, kept
 #: within this gap of the LP bound (else relax-and-fix; see
 #: :meth:`~agentev.optimization.planner.ChargingPlanner._round_fleet_counts`). On the 72 h
@@ -141,6 +143,7 @@ class Oracle(Intelligent):
             period_min=c.period_min,
             solver=c.solver,
             mip_gap=ORACLE_MIP_GAP,
+            node_limit=ORACLE_NODE_LIMIT,
             time_limit_s=ORACLE_TIME_LIMIT_S,
             forecaster="perfect",
             sub_mip_heuristics=True,
