@@ -253,3 +253,39 @@ def test_the_controller_plans_a_coarse_tail_and_hands_back_quarter_hours():
     assert plan.status in ("optimal", "feasible")
     assert plan.plugged.shape == (len(model.vehicles), 16)
     assert (plan.plugged[:, 4:8] == plan.plugged[:, [4]]).all()
+
+
+def test_booked_sessions_run_to_the_planned_end_except_lead_acid_ones():
+    """A lithium-ion vehicle sent on its booking charges until released at the booking's end
+    (until ``max_soc``); a lead-acid one stops at the plan's state of charge. Held to the
+    planned end, flexible seed 56's forklifts kept ports from its AGVs (3 SoC violations)."""
+    from agentev.outputs import model_metrics
+
+    model = FactoryModel("flexible", strategy="intelligent", rng=56)
+    strategy = model.strategy
+    sent: list[tuple[object, object, float]] = []
+    pending: dict[str, object] = {}  # the vehicle asking now and its due booking
+    request, charge = strategy.request, strategy.commands.charge
+
+    def recording_request(vehicle) -> None:
+        pending["vehicle"] = vehicle
+        pending["booking"] = None if strategy.fcfs_mode else strategy._booking_due(vehicle)
+        request(vehicle)
+
+    def recording_charge(vehicle_id, charger_id, until_soc, **kwargs) -> None:
+        vehicle, booking = pending.get("vehicle"), pending.get("booking")
+        if booking is not None and vehicle.unique_id == vehicle_id:
+            sent.append((vehicle, booking, until_soc))
+        charge(vehicle_id, charger_id, until_soc, **kwargs)
+
+    strategy.request = recording_request
+    strategy.commands.charge = recording_charge
+    model.run()
+    lead_acid = [(v, b, u) for v, b, u in sent if v.battery.lead_acid]
+    li_ion = [(v, b, u) for v, b, u in sent if not v.battery.lead_acid]
+    assert lead_acid and li_ion
+    for v, _, until in li_ion:
+        assert until == v.battery.max_soc
+    for v, b, until in lead_acid:
+        assert until == min(max(b.until_soc, v.battery.min_soc), v.battery.max_soc)
+    assert model_metrics(model)["soc_violations"].value == 0
