@@ -185,6 +185,8 @@ def test_booked_charges_follow_the_plans_power():
     while model.time < model.duration_min:
         model.run_for(1)
         t = model.time
+        if strategy.plan_start_min == t:
+            continue  # a plan made during this minute's step sets powers from the next one
         for v in model.vehicles:
             if v.state is not VehicleState.CHARGING or v.session[5] > t - 1:
                 continue  # setpoints change at minute steps: look from the first full minute
@@ -289,3 +291,53 @@ def test_booked_sessions_run_to_the_planned_end_except_lead_acid_ones():
     for v, b, until in lead_acid:
         assert until == min(max(b.until_soc, v.battery.min_soc), v.battery.max_soc)
     assert model_metrics(model)["soc_violations"].value == 0
+
+
+def test_waiting_tasks_need_vehicles_in_the_first_interval_and_keep_them_off_the_chargers():
+    """The backlog adds to the forecast need: all of it in the first period, fading to none
+    at the end of the first re-plan interval; the plan then charges no more vehicles."""
+    from dataclasses import replace
+
+    from agentev.agents.controller import TwinState
+    from agentev.optimization.controller import OptimizationController
+
+    model = FactoryModel(scenario="heavy", strategy="fcfs", rng=2)
+    model.run_for(13 * 60)
+    state = TwinState.observe(model)
+    controller = OptimizationController(tail_period_min=None)
+    controller.attach(model)
+    quiet, busy = replace(state, backlog=0), replace(state, backlog=8)
+    a, b = controller.plan_input(quiet), controller.plan_input(busy)
+    extra = np.asarray(b.needed_vehicles) - np.asarray(a.needed_vehicles)
+    assert extra == pytest.approx([8.0, 6.0, 4.0, 2.0] + [0.0] * 12)
+    calm, rush = controller.plan(quiet), controller.plan(busy)
+    assert rush.plugged[:, 0].sum() <= calm.plugged[:, 0].sum()
+    assert rush.terms["shortfall_vh"] > calm.terms["shortfall_vh"]
+
+
+def test_a_backlog_while_vehicles_charge_makes_the_plan_stale():
+    from agentev.agents.vehicle import VehicleState
+    from agentev.strategies.intelligent import BACKLOG_REPLAN, STALE_REPLAN_GAP_MIN
+
+    model = FactoryModel(scenario="heavy", strategy="intelligent", rng=0)
+    strategy = model.strategy
+    asked: list[tuple[float, int, int]] = []
+    request_replan = strategy.request_replan
+
+    def recording(reason: str) -> None:
+        if reason == "backlog":
+            charging = [v for v in model.vehicles if v.state is VehicleState.CHARGING]
+            asked.append((model.time, len(model.dispatcher.backlog), len(charging)))
+        request_replan(reason)
+
+    strategy.request_replan = recording
+    model.run_for(16 * 60)
+    replans = pd.DataFrame.from_records(
+        strategy.replans, columns=["time_min", "trigger", "status", "fallback", "obj", "ms", "msg"]
+    )
+    backlog = replans[replans["trigger"] == "backlog"]
+    assert len(backlog) > 0 and asked
+    assert all(waiting >= BACKLOG_REPLAN and charging > 0 for _, waiting, charging in asked)
+    # each backlog plan follows an ask by at most the quarter-hour between stale plans
+    for when in backlog["time_min"]:
+        assert any(when - STALE_REPLAN_GAP_MIN - 1e-9 <= t <= when for t, _, _ in asked)

@@ -11,6 +11,10 @@ How the snapshot becomes a :class:`PlanInput`:
 * task demand: the forecaster's arrivals per period times the mean job duration gives the
   vehicles needed (Little's law); every vehicle that does not charge is assumed to share the
   work, consuming ``needed / fleet`` of its working power and standby power otherwise;
+* the tasks waiting in the dispatcher's backlog need vehicles on top of the forecast: all of
+  them in the first period, fading linearly to none at the end of the first re-plan interval
+  (a backlog is a burst of arrivals the rate forecast does not see; the ``intelligent``
+  strategy re-plans when one builds up while vehicles charge);
 * a vehicle busy with a task is free to charge from the next period on; a lead-acid vehicle
   that is not plugged in is free only when below its threshold (its chemistry rule);
 * a failed charger is unavailable for the whole horizon;
@@ -125,6 +129,8 @@ class OptimizationController:
         self.periods = max(1, int(round(prediction_horizon * 60 / period_min)))
         # binary decisions for the periods carried out before the next scheduled re-plan
         self.binary_periods = max(1, math.ceil(optimization_interval * 60 / period_min - 1e-9))
+        # a backlog's demand fades over the first re-plan interval
+        self.backlog_periods = self.binary_periods
         self.options = SolverOptions(
             solver=solver,
             mip_gap=mip_gap,
@@ -186,7 +192,9 @@ class OptimizationController:
         base = [self.tariff.base_load_kw(s) for s in steps]
         arrivals = self.forecaster.arrivals(now, nt, dt)
         n = len(state.vehicles)
-        needed = arrivals * self.mean_job_min / dt
+        # the tasks waiting now need vehicles too: all of them now, none an interval on
+        fade = np.clip(1.0 - np.arange(nt) / self.backlog_periods, 0.0, None)
+        needed = arrivals * self.mean_job_min / dt + state.backlog * fade
         share = np.clip(needed / max(n, 1), 0.0, 1.0)
         chargers = [
             PlanCharger(c.charger_id, len(c.ports), self.port_power_kw, [not c.failed] * nt)

@@ -1,7 +1,8 @@
 """``intelligent``: the twin controller's rolling-horizon plan overrides the vehicles' rule.
 
 Every ``optimization_interval_h`` (and when an event makes the plan stale: a vehicle below
-its safety margin, a charger failure) the twin controller observes a :class:`TwinState`, the
+its safety margin, a charger failure, ``BACKLOG_REPLAN`` tasks waiting for a vehicle while
+vehicles charge) the twin controller observes a :class:`TwinState`, the
 :class:`~agentev.optimization.controller.OptimizationController` solves the charging MILP, and
 this strategy turns the plan into bookings: per vehicle, the planned sessions (start, end,
 charger, port, target state of charge). A booked vehicle is sent to its charger one travel
@@ -47,6 +48,10 @@ from agentev.strategies.negotiation import Negotiation
 
 #: A vehicle below ``min_soc + SAFETY_MARGIN`` charges by itself (and makes the plan stale).
 SAFETY_MARGIN = 0.05
+#: Tasks waiting for a vehicle that make the plan stale while a vehicle charges: a burst of
+#: arrivals the rate forecast did not see (heavy, 16 seeds: weighted objective 1.866 without
+#: the trigger, 1.808 / 1.779 / 1.786 / 1.799 at 1 / 2 / 3 / 5 tasks).
+BACKLOG_REPLAN = 2
 #: Minimum time between two event-triggered re-plans (minutes): one period. At 5 minutes
 #: a heavy day re-planned 113 times in bursts (34 s a day); at 15, 72 times (11 s), with the
 #: same weighted objective (6 seeds: 2.082 and 2.107, within their spread).
@@ -318,6 +323,10 @@ class Intelligent(FirstComeFirstServed):
                     self._release(vehicle)
         if (t % self.period_min) < 1e-9:
             self._record_overrides(t)
+        if len(self.model.dispatcher.backlog) >= BACKLOG_REPLAN and any(
+            v.state is VehicleState.CHARGING for v in self.model.vehicles
+        ):
+            self.request_replan("backlog")
         self._follow_plan_power(t)
 
     def _unstick_waiting(self) -> None:
