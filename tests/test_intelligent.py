@@ -317,6 +317,7 @@ def test_waiting_tasks_need_vehicles_in_the_first_interval_and_keep_them_off_the
 
 def test_a_backlog_while_vehicles_charge_makes_the_plan_stale():
     from agentev.agents.vehicle import VehicleState
+    from agentev.outputs import replans_frame
     from agentev.strategies.intelligent import BACKLOG_REPLAN, STALE_REPLAN_GAP_MIN
 
     model = FactoryModel(scenario="heavy", strategy="intelligent", rng=0)
@@ -332,9 +333,7 @@ def test_a_backlog_while_vehicles_charge_makes_the_plan_stale():
 
     strategy.request_replan = recording
     model.run_for(16 * 60)
-    replans = pd.DataFrame.from_records(
-        strategy.replans, columns=["time_min", "trigger", "status", "fallback", "obj", "ms", "msg"]
-    )
+    replans = replans_frame(model)
     backlog = replans[replans["trigger"] == "backlog"]
     assert len(backlog) > 0 and asked
     assert all(waiting >= BACKLOG_REPLAN and charging > 0 for _, waiting, charging in asked)

@@ -131,8 +131,6 @@ class OptimizationController:
         self.periods = max(1, int(round(prediction_horizon * 60 / period_min)))
         # binary decisions for the periods carried out before the next scheduled re-plan
         self.binary_periods = max(1, math.ceil(optimization_interval * 60 / period_min - 1e-9))
-        # a backlog's demand fades over the first re-plan interval
-        self.backlog_periods = self.binary_periods
         self.options = SolverOptions(
             solver=solver,
             mip_gap=mip_gap,
@@ -195,7 +193,8 @@ class OptimizationController:
         arrivals = self.forecaster.arrivals(now, nt, dt)
         n = len(state.vehicles)
         # the tasks waiting now need vehicles too: all of them now, none an interval on
-        fade = np.clip(1.0 - np.arange(nt) / self.backlog_periods, 0.0, None)
+        # (the binary periods are the first re-plan interval)
+        fade = np.clip(1.0 - np.arange(nt) / self.binary_periods, 0.0, None)
         needed = arrivals * self.mean_job_min / dt + state.backlog * fade
         share = np.clip(needed / max(n, 1), 0.0, 1.0)
         chargers = [
