@@ -50,7 +50,7 @@ def bill_of(model: FactoryModel) -> tuple[float, float]:
         model.num_ports,
         model.config.site.grid_limit_kw,
     )
-    return m["energy_cost_adjusted"].value + m["demand_charge"].value, cheapest
+    return m["energy_cost_adjusted"].value + m["demand_charge"].value, cheapest.bill
 
 
 def rec_fleet(model: FactoryModel):

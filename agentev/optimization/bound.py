@@ -529,6 +529,28 @@ def objective_lower_bound(data: BoundInput, solver: str = "highs") -> LowerBound
     return LowerBound(res.objective, terms, time.perf_counter() - t0)
 
 
+@dataclass(frozen=True)
+class Bill:
+    """The cheapest bill's optimum (currency, kWh, kW).
+
+    Attributes:
+        bill: ``energy_cost - stored_credit + demand_charge``, as the run's metrics define it.
+        energy_cost: Grid energy times its price.
+        stored_credit: The stored-energy change valued at the run's mean price (the
+            adjustment of ``energy_cost_adjusted``).
+        demand_charge: Pro-rated demand charges.
+        grid_kwh: Grid energy drawn.
+        peak_kw: The highest peak of the demand charges' windows.
+    """
+
+    bill: float
+    energy_cost: float
+    stored_credit: float
+    demand_charge: float
+    grid_kwh: float
+    peak_kw: float
+
+
 def battery_emptied(timeseries: pd.DataFrame) -> bool:
     """Whether any battery of a run was empty at a minute's end (the bound's premise fails)."""
     return bool((timeseries["soc"] <= 0.0).any())
@@ -543,7 +565,7 @@ def cheapest_bill(
     ports: int,
     grid_limit_kw: float | None,
     solver: str = "highs",
-) -> float:
+) -> Bill:
     """The lowest bill at which a run's logged consumption could have been charged.
 
     See the module docstring. The bill is ``energy_cost_adjusted + demand_charge`` as
@@ -562,7 +584,7 @@ def cheapest_bill(
         solver: ``"highs"`` or ``"glpk"``.
 
     Returns:
-        The bill (currency).
+        The optimum, with its bill (currency) and the bill's parts.
     """
     T = int(round(float(grid["time_min"].max())))
     per = _Periods(T)
@@ -638,4 +660,15 @@ def cheapest_bill(
         rows = lp.rows(len(window), lo=base[window])
         lp.terms(rows, peak[d])
         lp.terms(rows[None, :], g[:, window], -60.0 / n[window][None, :])
-    return lp.solve(solver).objective
+    res = lp.solve(solver)
+    x = res.values
+    energy_cost = float((price[None, :] * x[g]).sum())
+    demand = float(np.dot(rates, x[peak])) if rates else 0.0
+    return Bill(
+        bill=res.objective,
+        energy_cost=energy_cost,
+        stored_credit=energy_cost + demand - res.objective,
+        demand_charge=demand,
+        grid_kwh=float(x[g].sum()),
+        peak_kw=float(x[peak].max()) if rates else 0.0,
+    )

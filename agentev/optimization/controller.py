@@ -166,6 +166,12 @@ class OptimizationController:
         else:
             self.forecaster = ArrivalRateForecaster(cfg.tasks)
         self.duration_days = model.duration_min / 1440.0
+        self.run_end_min = float(model.duration_min)
+        #: The run's time-mean price: ``energy_cost_adjusted`` values the stored energy
+        #: gained over the run at it, so a plan reaching the run's end does too.
+        self.run_mean_price = float(
+            np.mean([model.tariff.price(m) for m in range(1, model.duration_min + 1)])
+        )
         self.mean_job_min, self.work_kw = job_profile(model)
         self.types = {v.unique_id: v.vtype for v in model.vehicles}
         self.port_power_kw = min(c.power_kw for c in model.chargers.values())
@@ -191,6 +197,9 @@ class OptimizationController:
         price = [self.tariff.price(s) for s in steps]
         base = [self.tariff.base_load_kw(s) for s in steps]
         arrivals = self.forecaster.arrivals(now, nt, dt)
+        # after the run's end nothing is charged, worked or billed
+        running = np.array(starts) < self.run_end_min
+        arrivals = np.where(running, arrivals, 0.0)
         n = len(state.vehicles)
         # the tasks waiting now need vehicles too: all of them now, none an interval on
         # (the binary periods are the first re-plan interval)
@@ -198,7 +207,9 @@ class OptimizationController:
         needed = arrivals * self.mean_job_min / dt + state.backlog * fade
         share = np.clip(needed / max(n, 1), 0.0, 1.0)
         chargers = [
-            PlanCharger(c.charger_id, len(c.ports), self.port_power_kw, [not c.failed] * nt)
+            PlanCharger(
+                c.charger_id, len(c.ports), self.port_power_kw, list(running & (not c.failed))
+            )
             for c in state.chargers
         ]
         port_of = {
@@ -217,7 +228,7 @@ class OptimizationController:
                 windows = [(dt, nt * dt)]
             else:
                 windows = None
-            work_kw = share * self.work_kw[vt.name] + (1 - share) * vt.idle_kw
+            work_kw = (share * self.work_kw[vt.name] + (1 - share) * vt.idle_kw) * running
             vehicles.append(
                 PlanVehicle(
                     vehicle_id=v.vehicle_id,
@@ -251,9 +262,19 @@ class OptimizationController:
         hours = nt * dt / 60.0
         alpha_d = c.alpha_downtime * (1.0 + min(state.backlog / max(n, 1), BACKLOG_WEIGHT_CAP))
         # energy left at the horizon's end replaces energy bought in the following hours:
-        # value it at their mean price (a kWh kept into an evening peak is worth more)
+        # value it at their mean price (a kWh kept into an evening peak is worth more); past
+        # the run's end, at the run's mean price, as energy_cost_adjusted does
         after = [now + nt * dt + k for k in range(int(nt * dt))]
-        stored_price = float(np.mean([self.tariff.price(int(math.floor(s)) + 1) for s in after]))
+        stored_price = float(
+            np.mean(
+                [
+                    self.tariff.price(int(math.floor(s)) + 1)
+                    if s < self.run_end_min
+                    else self.run_mean_price
+                    for s in after
+                ]
+            )
+        )
         fine = PlanInput(
             period_min=dt,
             price_per_kwh=price,
