@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from agentev.metrics import DEFINITIONS, Metric
 from agentev.scenario import DEFAULT_SCENARIO, ScenarioError, check_int
-from agentev.strategies import STRATEGIES
+from agentev.strategies import DEPRECATED_STRATEGIES, STRATEGIES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,9 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--strategy",
-        choices=sorted(STRATEGIES),
+        choices=sorted([*STRATEGIES, *DEPRECATED_STRATEGIES]),
         default=None,
-        help="charging strategy (default: the scenario's)",
+        help="charging strategy (default: the scenario's; 'oracle' is a deprecated name of "
+        "'hindsight')",
     )
     run.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     run.add_argument(
@@ -72,10 +74,22 @@ def _parser() -> argparse.ArgumentParser:
         help="task demand forecaster of the twin controller (default: the scenario's)",
     )
     run.add_argument(
+        "--hindsight",
+        action="store_true",
+        help="also run the hindsight plan (whole-run perfect-knowledge plan, executed; a long "
+        "MILP, cached per scenario and seed) to report gap_to_hindsight_plan",
+    )
+    run.add_argument(
         "--oracle",
         action="store_true",
-        help="also run the oracle (whole-run perfect-knowledge plan; a long MILP, cached per "
-        "scenario and seed) to report gap_to_offline_optimum",
+        help="deprecated: use --hindsight",
+    )
+    run.add_argument(
+        "--no-references",
+        dest="references",
+        action="store_false",
+        help="skip the lower bound (gap_to_lower_bound) and the fcfs run of the same seed "
+        "(possible_saving, savings_captured)",
     )
     _experiments_parser(sub)
     monitor = sub.add_parser("monitor", help="show a running campaign's progress, rate and ETA")
@@ -214,10 +228,16 @@ def format_table(metrics: dict[str, Metric]) -> str:
 def _run(args: argparse.Namespace) -> int:
     from agentev.outputs import run_and_write
     from agentev.scenario import load_scenario
+    from agentev.strategies import strategy_name
 
     check_int(args.seed, "seed", low=0)  # numpy seeds must be non-negative
     cfg = load_scenario(args.scenario)
-    strategy = args.strategy or cfg.strategy
+    strategy = strategy_name(args.strategy or cfg.strategy)
+    if args.oracle:
+        warnings.warn("--oracle is deprecated; use --hindsight", DeprecationWarning, stacklevel=1)
+        print(
+            "agentev: --oracle is deprecated and will be removed; use --hindsight", file=sys.stderr
+        )
     out = args.out or f"results/{cfg.name}-{strategy}-{args.seed}"
     model, metrics = run_and_write(
         out,
@@ -230,7 +250,8 @@ def _run(args: argparse.Namespace) -> int:
         charge_threshold=args.charge_threshold,
         grid_limit_kw=args.grid_limit_kw,
         forecaster=args.forecaster,
-        oracle=args.oracle,
+        references=args.references,
+        hindsight=args.hindsight or args.oracle,
     )
     hours = model.duration_min / 60
     print(

@@ -7,7 +7,7 @@ forecasters plug in behind the same interface.
 * :class:`ArrivalRateForecaster`: the scenario's expected arrival rate (its arrival process,
   not the realised future). For ``flexible`` scenarios the hourly factors have mean 1, so the
   expected rate is the shift pattern.
-* :class:`PerfectForecaster`: the real task trace of the run (for ablation and the oracle).
+* :class:`PerfectForecaster`: the real task trace of the run (for ablation and the hindsight plan).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ run ends at ``T``, the last recorded minute. A task counts as released if releas
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,12 +94,110 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "calls-for-proposals rounds (vehicle, request, round) per charging session started",
     ),
     "rejected_proposals": ("count", "accepted proposals the charger rejected (slot taken)"),
+    "base_load_demand_charge": (
+        "currency",
+        "demand charges of the base load alone: the part of the bill no charging decision moves",
+    ),
+    "movable_cost": (
+        "currency",
+        "energy_cost_adjusted + demand_charge - base_load_demand_charge: what charging can move",
+    ),
+    "movable_cost_share": ("fraction", "movable_cost / (energy_cost_adjusted + demand_charge)"),
 }
-#: Present only when the run's offline optimum (the ``oracle`` run) is known.
-GAP_DEFINITION = (
-    "1",
-    "(weighted_objective - oracle's weighted_objective) / oracle's weighted_objective",
-)
+#: Metrics against references of the same scenario and seed (:class:`References`), present
+#: only when the reference is known.
+REFERENCE_DEFINITIONS: dict[str, tuple[str, str]] = {
+    "cheapest_bill": (
+        "currency",
+        "lowest energy_cost_adjusted + demand_charge at which this run's logged consumption "
+        "could have been charged, vehicles plugged in only while not carrying a task (LP with "
+        "perfect knowledge, agentev.optimization.bound)",
+    ),
+    "lower_bound_objective": (
+        "1",
+        "J_lb: a lower bound of weighted_objective over every run of this scenario and seed "
+        "(LP relaxation, agentev.optimization.bound)",
+    ),
+    "gap_to_lower_bound": ("1", "(weighted_objective - J_lb) / J_lb, never negative"),
+    "hindsight_objective": (
+        "1",
+        "weighted_objective of the executed hindsight plan (strategy hindsight) of this "
+        "scenario and seed: a second reference, not an optimum",
+    ),
+    "gap_to_hindsight_plan": (
+        "1",
+        "(weighted_objective - hindsight_objective) / hindsight_objective; may be negative",
+    ),
+    "possible_saving": (
+        "currency",
+        "fcfs's bill minus fcfs's cheapest_bill for the same scenario and seed: what charging "
+        "decisions alone could have saved on fcfs's day",
+    ),
+    "savings_captured": (
+        "fraction",
+        "(fcfs's bill - this run's bill) / possible_saving; bill = energy_cost_adjusted + "
+        "demand_charge; 0 for fcfs itself",
+    ),
+}
+#: A possible saving below this share of fcfs's bill is solver tolerance, not a saving:
+#: ``savings_captured`` is then undefined and left out.
+SAVING_TOL = 1e-9
+#: Old metric names, readable for one release (with a DeprecationWarning) -> new names.
+DEPRECATED_METRICS = {"gap_to_offline_optimum": "gap_to_hindsight_plan"}
+
+
+@dataclass(frozen=True)
+class References:
+    """Values of the same scenario and seed that the relative metrics compare a run with.
+
+    Attributes:
+        lower_bound_objective: :math:`J_{lb}` (:func:`agentev.optimization.bound.lower_bound`).
+        hindsight_objective: ``weighted_objective`` of the ``hindsight`` run.
+        fcfs_bill: ``energy_cost_adjusted + demand_charge`` of the ``fcfs`` run.
+        fcfs_cheapest_bill: ``cheapest_bill`` of the ``fcfs`` run.
+    """
+
+    lower_bound_objective: float | None = None
+    hindsight_objective: float | None = None
+    fcfs_bill: float | None = None
+    fcfs_cheapest_bill: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        """The known values (for ``summary.json``)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def relative_metrics(
+    objective: float, bill: float, references: References, cheapest: float | None = None
+) -> dict[str, float]:
+    """The metrics of :data:`REFERENCE_DEFINITIONS` that the references make known.
+
+    Args:
+        objective: The run's ``weighted_objective``.
+        bill: The run's ``energy_cost_adjusted + demand_charge``.
+        references: The references.
+        cheapest: The run's own ``cheapest_bill``, if computed.
+    """
+    out: dict[str, float] = {}
+    if cheapest is not None:
+        out["cheapest_bill"] = cheapest
+    lb = references.lower_bound_objective
+    if lb is not None:
+        out["lower_bound_objective"] = lb
+        out["gap_to_lower_bound"] = (objective - lb) / lb if lb > 0 else float("nan")
+    hs = references.hindsight_objective
+    if hs is not None:
+        out["hindsight_objective"] = hs
+        out["gap_to_hindsight_plan"] = (objective - hs) / hs if hs != 0 else float("nan")
+    if references.fcfs_bill is not None and references.fcfs_cheapest_bill is not None:
+        # never negative: fcfs's own charging is a feasible point of the cheapest bill's LP
+        # (a difference below the solver's tolerance is no saving)
+        possible = references.fcfs_bill - references.fcfs_cheapest_bill
+        possible = possible if possible > SAVING_TOL * max(1.0, abs(references.fcfs_bill)) else 0.0
+        out["possible_saving"] = possible
+        if possible > 0.0:
+            out["savings_captured"] = (references.fcfs_bill - bill) / possible
+    return {k: v for k, v in out.items() if not math.isnan(v)}
 
 
 def compute_metrics(
@@ -112,8 +212,10 @@ def compute_metrics(
     objective: dict[str, float] | None = None,
     replans: pd.DataFrame | None = None,
     overrides: pd.DataFrame | None = None,
-    oracle_objective: float | None = None,
     messages: pd.DataFrame | None = None,
+    references: References | None = None,
+    cheapest: bool = False,
+    grid_limit_kw: float | None = None,
 ) -> dict[str, Metric]:
     """Compute every metric of a run from its log.
 
@@ -132,9 +234,12 @@ def compute_metrics(
             ``utilization_per_h``); None: ``weighted_objective`` is 0.
         replans: The controller's plans (``replans.csv``), if any.
         overrides: The plan's overrides (``overrides.csv``), if any.
-        oracle_objective: The oracle run's ``weighted_objective``; adds
-            ``gap_to_offline_optimum``.
         messages: The negotiation messages (``messages.jsonl``), if any.
+        references: Values of the same scenario and seed; add the metrics of
+            :data:`REFERENCE_DEFINITIONS` they make known.
+        cheapest: Also compute ``cheapest_bill`` (a linear programme; the fleet table then
+            needs ``max_power_kw`` and ``max_soc``).
+        grid_limit_kw: The site's connection limit (kW), for ``cheapest_bill``.
 
     Returns:
         Metric name to :class:`Metric`, in the order of :data:`DEFINITIONS`; money is in the
@@ -227,13 +332,33 @@ def compute_metrics(
         v["rejected_proposals"] = float((messages["type"] == "reject").sum())
     else:
         v["messages_sent"] = v["negotiation_rounds_per_charge"] = v["rejected_proposals"] = 0.0
+    base_kw = grid["base_load_kw"].to_numpy(dtype=float)
+    v["base_load_demand_charge"] = demand_charge(tariff, base_kw)[0]
+    bill = v["energy_cost_adjusted"] + v["demand_charge"]
+    v["movable_cost"] = bill - v["base_load_demand_charge"]
+    v["movable_cost_share"] = v["movable_cost"] / bill if bill else 0.0
     out = {
         name: Metric(v[name], tariff.currency if unit == "currency" else unit, text)
         for name, (unit, text) in DEFINITIONS.items()
     }
-    if oracle_objective is not None and oracle_objective != 0.0:
-        gap = (v["weighted_objective"] - oracle_objective) / oracle_objective
-        out["gap_to_offline_optimum"] = Metric(gap, *GAP_DEFINITION)
+    own = None
+    if cheapest:
+        from agentev.optimization.bound import cheapest_bill
+
+        own = cheapest_bill(
+            timeseries,
+            grid,
+            tasks,
+            fleet.reset_index(),
+            tariff.demand_charges,
+            num_ports,
+            grid_limit_kw,
+        ).bill
+    relative = relative_metrics(v["weighted_objective"], bill, references or References(), own)
+    for name, (unit, text) in REFERENCE_DEFINITIONS.items():
+        if name in relative:
+            unit = tariff.currency if unit == "currency" else unit
+            out[name] = Metric(relative[name], unit, text)
     return out
 
 
@@ -257,6 +382,20 @@ def tariff_from_summary(summary: dict) -> TariffConfig:
     )
 
 
+def references_from_summary(summary: dict) -> References:
+    """The references stored in ``summary.json`` (an old ``oracle_weighted_objective`` warns)."""
+    known = dict(summary.get("references", {}))
+    if "oracle_weighted_objective" in summary:
+        warnings.warn(
+            "summary.json key 'oracle_weighted_objective' is deprecated; it is read as "
+            "references.hindsight_objective (gap_to_hindsight_plan)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        known.setdefault("hindsight_objective", summary["oracle_weighted_objective"])
+    return References(**known)
+
+
 def metrics_from_dir(out_dir: str | Path) -> dict[str, Metric]:
     """Recompute every metric from a run's output files."""
     out = Path(out_dir)
@@ -278,8 +417,10 @@ def metrics_from_dir(out_dir: str | Path) -> dict[str, Metric]:
         objective=summary["objective"],
         replans=optional["replans"],
         overrides=optional["overrides"],
-        oracle_objective=summary.get("oracle_weighted_objective"),
         messages=messages,
+        references=references_from_summary(summary),
+        cheapest="cheapest_bill" in summary["metrics"],
+        grid_limit_kw=summary["parameters"].get("grid_limit_kw"),
     )
 
 

@@ -27,13 +27,18 @@ import numpy as np
 import pandas as pd
 
 import agentev
-from agentev.metrics import Metric, compute_metrics
+from agentev.metrics import Metric, References, compute_metrics
 from agentev.model import FactoryModel
 from agentev.objective import scenario_normalisers
 
 
 def fleet_frame(model: FactoryModel) -> pd.DataFrame:
-    """One row per vehicle: id, type, capacity, efficiency and SoC limits."""
+    """One row per vehicle: id, type, capacity, efficiency, SoC limits, charging power.
+
+    ``max_power_kw`` is the grid-side charging power the vehicle can draw at most: its own
+    limit, at most the strongest port's.
+    """
+    port_kw = max(c.spec.power_kw for c in model.chargers.values())
     return pd.DataFrame(
         [
             {
@@ -44,6 +49,7 @@ def fleet_frame(model: FactoryModel) -> pd.DataFrame:
                 "min_soc": v.vtype.min_soc,
                 "max_soc": v.vtype.max_soc,
                 "chemistry": v.vtype.chemistry,
+                "max_power_kw": min(v.vtype.max_charge_power_kw, port_kw),
             }
             for v in model.vehicles
         ]
@@ -97,8 +103,16 @@ def overrides_frame(model: FactoryModel) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=OVERRIDE_COLUMNS)
 
 
-def model_metrics(model: FactoryModel, oracle_objective: float | None = None) -> dict[str, Metric]:
-    """Every metric of a (finished or running) model, from its run log."""
+def model_metrics(
+    model: FactoryModel, references: References | None = None, cheapest: bool = False
+) -> dict[str, Metric]:
+    """Every metric of a (finished or running) model, from its run log.
+
+    Args:
+        model: The model.
+        references: Values of the same scenario and seed for the relative metrics.
+        cheapest: Also compute ``cheapest_bill`` (a linear programme, about 0.2 s a day).
+    """
     rec = model.recorder
     return compute_metrics(
         rec.timeseries(),
@@ -112,8 +126,10 @@ def model_metrics(model: FactoryModel, oracle_objective: float | None = None) ->
         objective=objective_settings(model),
         replans=replans_frame(model),
         overrides=overrides_frame(model),
-        oracle_objective=oracle_objective,
         messages=messages_frame(model),
+        references=references,
+        cheapest=cheapest,
+        grid_limit_kw=model.config.site.grid_limit_kw,
     )
 
 
@@ -180,11 +196,12 @@ def parameters(model: FactoryModel) -> dict[str, Any]:
 
 
 def summary(
-    model: FactoryModel, metrics: dict[str, Metric], oracle_objective: float | None = None
+    model: FactoryModel, metrics: dict[str, Metric], references: References | None = None
 ) -> dict[str, Any]:
     """The content of ``summary.json``."""
     t = model.config.tariff
-    extra = {} if oracle_objective is None else {"oracle_weighted_objective": oracle_objective}
+    known = references.as_dict() if references is not None else {}
+    extra = {"references": known} if known else {}
     return {
         "agentev_version": agentev.__version__,
         "seed": model.seed,
@@ -226,20 +243,24 @@ def _csv(df: pd.DataFrame) -> str:
 
 
 def write_outputs(
-    model: FactoryModel, out_dir: str | Path, oracle_objective: float | None = None
+    model: FactoryModel,
+    out_dir: str | Path,
+    references: References | None = None,
+    cheapest: bool = True,
 ) -> dict[str, Metric]:
     """Write every output file of a run into ``out_dir`` and return its metrics.
 
     Args:
         model: A model that has run.
         out_dir: Output directory (created if missing).
-        oracle_objective: The ``weighted_objective`` of the same scenario and seed under
-            ``oracle``; adds ``gap_to_offline_optimum``.
+        references: Values of the same scenario and seed (:func:`references_for`); add the
+            relative metrics (``gap_to_lower_bound``, ``savings_captured``, ...).
+        cheapest: Also compute the run's ``cheapest_bill``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rec = model.recorder
-    metrics = model_metrics(model, oracle_objective)
+    metrics = model_metrics(model, references, cheapest)
     _write_atomic(out / "timeseries.csv", _csv(rec.timeseries()))
     _write_atomic(out / "grid.csv", _csv(rec.grid()))
     _write_atomic(out / "tasks.csv", _csv(rec.tasks()))
@@ -254,29 +275,65 @@ def write_outputs(
     times = timing(model)
     if times is not None:
         _write_atomic(out / "timing.json", json.dumps(times, indent=2) + "\n")
-    text = json.dumps(summary(model, metrics, oracle_objective), indent=2, allow_nan=False)
+    text = json.dumps(summary(model, metrics, references), indent=2, allow_nan=False)
     _write_atomic(out / "summary.json", text + "\n")
     return metrics
 
 
-def oracle_objective(hours: float | None = None, **kwargs: Any) -> float:
-    """``weighted_objective`` of the same run under ``oracle`` (its plan is cached)."""
-    kwargs = {**kwargs, "strategy": "oracle"}
-    model = FactoryModel(duration_h=hours, **kwargs)
-    model.run()
-    return model_metrics(model)["weighted_objective"].value
+def bill(metrics: dict[str, Metric]) -> float:
+    """A run's bill: ``energy_cost_adjusted + demand_charge`` (currency)."""
+    return metrics["energy_cost_adjusted"].value + metrics["demand_charge"].value
+
+
+def references_for(
+    model: FactoryModel, hours: float | None = None, hindsight: bool = False, **kwargs: Any
+) -> References:
+    """The references of a finished run: its lower bound, fcfs's bill, the hindsight plan.
+
+    Args:
+        model: The finished run.
+        hours: Its simulated hours (as given to the model).
+        hindsight: Also run the ``hindsight`` strategy (a whole-run MILP, cached).
+        **kwargs: The run's :class:`FactoryModel` keywords.
+    """
+    from agentev.optimization.bound import lower_bound
+
+    strategy = model.config.strategy
+    kwargs = {k: v for k, v in kwargs.items() if k != "strategy"}
+
+    def other(name: str) -> tuple[FactoryModel, dict[str, Metric]]:
+        if strategy == name:
+            return model, model_metrics(model, cheapest=name == "fcfs")
+        reference = FactoryModel(duration_h=hours, strategy=name, **kwargs)
+        reference.run()
+        return reference, model_metrics(reference, cheapest=name == "fcfs")
+
+    _, fcfs = other("fcfs")
+    hs = other("hindsight")[1]["weighted_objective"].value if hindsight else None
+    return References(
+        lower_bound_objective=lower_bound(model).objective,
+        hindsight_objective=hs,
+        fcfs_bill=bill(fcfs),
+        fcfs_cheapest_bill=fcfs["cheapest_bill"].value,
+    )
 
 
 def run_and_write(
-    out_dir: str | Path, hours: float | None = None, oracle: bool = False, **kwargs: Any
+    out_dir: str | Path,
+    hours: float | None = None,
+    references: bool = True,
+    hindsight: bool = False,
+    **kwargs: Any,
 ):
     """Build a :class:`FactoryModel` from keywords, run it, write its outputs.
 
     Args:
         out_dir: Output directory.
         hours: Simulated hours (default: the scenario's duration).
-        oracle: Also run the ``oracle`` on the same scenario and seed, for
-            ``gap_to_offline_optimum``.
+        references: Also compute the lower bound and run ``fcfs`` on the same scenario and
+            seed (if the run is not ``fcfs``), for ``gap_to_lower_bound``,
+            ``possible_saving`` and ``savings_captured``.
+        hindsight: Also run the ``hindsight`` plan, for ``gap_to_hindsight_plan``.
         **kwargs: :class:`FactoryModel` keywords (``scenario``, ``strategy``, ``rng``, ...).
 
     Returns:
@@ -284,10 +341,9 @@ def run_and_write(
     """
     model = FactoryModel(duration_h=hours, **kwargs)
     model.run()
-    reference = None
-    if oracle:
-        if model.config.strategy == "oracle":
-            reference = model_metrics(model)["weighted_objective"].value
-        else:
-            reference = oracle_objective(hours, **kwargs)
-    return model, write_outputs(model, out_dir, reference)
+    refs = None
+    if references or hindsight:
+        refs = references_for(model, hours, hindsight, **kwargs)
+        if not references:
+            refs = References(hindsight_objective=refs.hindsight_objective)
+    return model, write_outputs(model, out_dir, refs)

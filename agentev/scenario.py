@@ -409,7 +409,7 @@ def parse_scenario(data: dict[str, Any], source: str = "scenario") -> ScenarioCo
     Raises:
         ScenarioError: naming the source, the field, the value and what is allowed.
     """
-    from agentev.strategies import STRATEGIES
+    from agentev.strategies import DEPRECATED_STRATEGIES, STRATEGIES, strategy_name
 
     top = _Reader(data, "", source)
     meta = top.table("scenario")
@@ -458,7 +458,9 @@ def parse_scenario(data: dict[str, Any], source: str = "scenario") -> ScenarioCo
         name=meta.string("name"),
         source=source,
         duration_h=meta.number("duration_h", low=0.0, low_open=True),
-        strategy=meta.string("strategy", "fcfs", choices=tuple(STRATEGIES)),
+        strategy=strategy_name(
+            meta.string("strategy", "fcfs", choices=(*STRATEGIES, *DEPRECATED_STRATEGIES))
+        ),
         charge_threshold=threshold,
         initial_soc_range=(soc_low, soc_high),
         vehicle_types=vehicle_types,
@@ -535,7 +537,7 @@ def apply_overrides(cfg: ScenarioConfig, **overrides: Any) -> ScenarioConfig:
     Raises:
         ScenarioError: for a bad value, naming the parameter and what is allowed.
     """
-    from agentev.strategies import STRATEGIES
+    from agentev.strategies import STRATEGIES, strategy_name
 
     src = "parameter"
     changes: dict[str, Any] = {}
@@ -549,6 +551,7 @@ def apply_overrides(cfg: ScenarioConfig, **overrides: Any) -> ScenarioConfig:
         elif key == "num_chargers":
             changes[key] = check_int(value, key, low=1, source=src)
         elif key == "strategy":
+            value = strategy_name(value) if isinstance(value, str) else value
             if value not in STRATEGIES:
                 raise ScenarioError(
                     f"{src}: strategy = {value!r}: unknown strategy; allowed: "

@@ -1,7 +1,7 @@
 """Campaign throughput: runs per minute and the share of time spent in optimisation.
 
 Runs an experiment campaign with :class:`agentev.ExperimentalFramework` (default: the whole
-default campaign, 4 scenarios x every strategy x 30 replications; the oracle's whole-run plan
+default campaign, 4 scenarios x every strategy x 30 replications; the hindsight plan's whole-run MILP
 is solved once per scenario and seed and cached) in a fresh output directory, then prints
 from its ``timing.csv``:
 
@@ -12,7 +12,7 @@ from its ``timing.csv``:
 * with ``--replications`` below 30, the projected wall time of 30 replications (the same
   per-run cost, the same number of workers).
 
-The oracle's plan cache starts empty (a temporary ``$AGENTEV_CACHE_DIR``), so every oracle
+The hindsight plans' cache (and the lower bounds') starts empty (a temporary ``$AGENTEV_CACHE_DIR``), so every hindsight
 plan is solved in the measured time; ``--keep-cache`` uses the usual cache instead (a rerun
 of a campaign whose plans are cached).
 
@@ -47,11 +47,11 @@ def main() -> None:
     parser.add_argument("--simulation-time", type=float, default=None)
     parser.add_argument("--output-dir", default=None, help="default: a temporary directory")
     parser.add_argument(
-        "--keep-cache", action="store_true", help="use the cached oracle plans (default: none)"
+        "--keep-cache", action="store_true", help="use the cached hindsight plans and lower bounds (default: none)"
     )
     args = parser.parse_args()
-    if not args.keep_cache:  # the workers inherit it: every oracle plan is solved and timed
-        os.environ["AGENTEV_CACHE_DIR"] = tempfile.mkdtemp(prefix="agentev-oracle-")
+    if not args.keep_cache:  # the workers inherit it: every hindsight plan is solved and timed
+        os.environ["AGENTEV_CACHE_DIR"] = tempfile.mkdtemp(prefix="agentev-cache-")
     out = Path(args.output_dir or tempfile.mkdtemp(prefix="agentev-campaign-"))
     if args.output_dir is None:
         shutil.rmtree(out)

@@ -159,7 +159,12 @@ def heavy_oracle(tmp_path_factory) -> Run:
     """The whole-run perfect-knowledge plan, executed by dispatch (3 h of the heavy
     scenario: its relax-and-fix plan solves in about a second)."""
     return _run(
-        tmp_path_factory, "heavy-oracle", scenario="heavy", strategy="oracle", rng=42, duration_h=3
+        tmp_path_factory,
+        "heavy-oracle",
+        scenario="heavy",
+        strategy="hindsight",
+        rng=42,
+        duration_h=3,
     )
 
 

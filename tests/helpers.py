@@ -54,7 +54,7 @@ def log_from_model(model: FactoryModel) -> RunLog:
         sessions=rec.sessions_frame(),
         charger_events=rec.charger_events_frame(),
         fleet=fleet_frame(model),
-        metrics={name: m.value for name, m in model_metrics(model).items()},
+        metrics={name: m.value for name, m in model_metrics(model, cheapest=True).items()},
         grid_limit_kw=model.config.site.grid_limit_kw,
         duration_min=model.duration_min,
     )

@@ -170,3 +170,50 @@ def test_cheapest_bill_is_at_most_the_runs_own_bill(strategy):
     bill, cheapest = bill_of(model)
     assert cheapest <= bill + 1e-9
     assert cheapest > 0.0
+
+
+def test_savings_captured_comes_from_the_logs_and_is_zero_for_fcfs(tmp_path):
+    import json
+
+    from agentev.metrics import metrics_from_dir
+    from agentev.outputs import run_and_write
+
+    kwargs = dict(scenario="light", rng=2, hours=6.0)
+    _, fcfs = run_and_write(tmp_path / "fcfs", strategy="fcfs", **kwargs)
+    _, smart = run_and_write(tmp_path / "smart", strategy="intelligent", **kwargs)
+    assert fcfs["savings_captured"].value == 0.0
+    assert fcfs["possible_saving"].value > 0.0
+    assert smart["possible_saving"].value == fcfs["possible_saving"].value
+    bill = smart["energy_cost_adjusted"].value + smart["demand_charge"].value
+    fcfs_bill = fcfs["energy_cost_adjusted"].value + fcfs["demand_charge"].value
+    assert smart["savings_captured"].value == pytest.approx(
+        (fcfs_bill - bill) / fcfs["possible_saving"].value
+    )
+    assert 0.0 <= smart["gap_to_lower_bound"].value
+    # recomputed from the files alone: the same values, the cheapest bill solved again
+    for name, metrics in (("fcfs", fcfs), ("smart", smart)):
+        again = metrics_from_dir(tmp_path / name)
+        assert {k: m.value for k, m in again.items()} == {k: m.value for k, m in metrics.items()}
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["references"]["fcfs_bill"] == pytest.approx(fcfs_bill)
+
+
+def test_the_old_oracle_names_still_work_with_a_deprecation_warning(tmp_path):
+    import json
+
+    from agentev.metrics import metrics_from_dir
+    from agentev.outputs import write_outputs
+
+    with pytest.warns(DeprecationWarning, match="hindsight"):
+        model = FactoryModel(scenario="light", strategy="oracle", rng=1, duration_h=2.0)
+    assert model.config.strategy == "hindsight"
+    model.run()
+    write_outputs(model, tmp_path, cheapest=False)
+    path = tmp_path / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["oracle_weighted_objective"] = 2.0  # as written before the rename
+    path.write_text(json.dumps(summary))
+    with pytest.warns(DeprecationWarning, match="oracle_weighted_objective"):
+        metrics = metrics_from_dir(tmp_path)
+    j = metrics["weighted_objective"].value
+    assert metrics["gap_to_hindsight_plan"].value == pytest.approx((j - 2.0) / 2.0)

@@ -14,14 +14,15 @@ from agentev.experiments.stats import (
     SUMMARY_COLUMNS,
     add_derived,
     fill_gaps,
-    gap_to_optimum,
+    gap_to_references,
     paired_comparisons,
     summarize,
+    upgrade_runs,
 )
 from agentev.metrics import DEFINITIONS
 
 SCENARIOS = ("heavy", "light")
-STRATEGIES = ("fcfs", "oracle", "twin")
+STRATEGIES = ("fcfs", "hindsight", "twin")
 R = 6
 
 
@@ -35,7 +36,7 @@ def make_runs(seed=0, reps=R, scenarios=SCENARIOS, strategies=STRATEGIES):
                 row["seed"] = 1000 * i + k
                 row.update({name: float(rng.uniform(1.0, 100.0)) for name in DEFINITIONS})
                 row["tasks_completed"] = float(rng.integers(50, 80))
-                row["gap_to_offline_optimum"] = math.nan
+                row["gap_to_hindsight_plan"] = math.nan
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -117,7 +118,7 @@ def test_summarize_matches_hand_computation_on_one_group():
 
 def test_summarize_has_every_metric_and_the_derived_one_in_fixed_order():
     summary = summarize(make_runs())
-    expected = [*DEFINITIONS, "energy_cost_total", "gap_to_offline_optimum"]
+    expected = [*DEFINITIONS, "energy_cost_total", "gap_to_hindsight_plan"]
     groups = list(summary.groupby(["scenario", "strategy"], sort=False))
     assert [k for k, _ in groups] == [(s, t) for s in SCENARIOS for t in STRATEGIES]
     for _, group in groups:
@@ -145,11 +146,11 @@ def test_summarize_ci_contains_the_mean_and_n_skips_nan():
 
 def test_summarize_single_value_has_nan_std_and_ci_and_no_values_nan_mean():
     runs = make_runs(reps=1)
-    summary = summarize(runs, metrics=["energy_cost", "gap_to_offline_optimum"])
+    summary = summarize(runs, metrics=["energy_cost", "gap_to_hindsight_plan"])
     cost = summary[summary["metric"] == "energy_cost"]
     assert (cost["n"] == 1).all()
     assert cost[["std", "ci_low", "ci_high"]].isna().all().all()
-    gap = summary[summary["metric"] == "gap_to_offline_optimum"]
+    gap = summary[summary["metric"] == "gap_to_hindsight_plan"]
     assert (gap["n"] == 0).all() and gap["mean"].isna().all()
 
 
@@ -236,7 +237,7 @@ def test_paired_drops_missing_pairs_and_nan_values():
     twin = comp[(comp["strategy"] == "twin")].set_index(["scenario", "metric"])
     assert twin.loc[("light", "energy_cost"), "n"] == R - 2
     assert twin.loc[("light", "availability"), "n"] == R - 1
-    oracle = comp[(comp["strategy"] == "oracle")].set_index(["scenario", "metric"])
+    oracle = comp[(comp["strategy"] == "hindsight")].set_index(["scenario", "metric"])
     assert oracle.loc[("light", "energy_cost"), "n"] == R - 1
 
 
@@ -246,8 +247,8 @@ def test_paired_rows_sorted_and_scenarios_without_baseline_skipped():
     comp = paired_comparisons(runs, metrics=["energy_cost", "availability"])
     keys = list(zip(comp["scenario"], comp["strategy"], comp["metric"], strict=True))
     assert keys == [
-        ("light", "oracle", "energy_cost"),
-        ("light", "oracle", "availability"),
+        ("light", "hindsight", "energy_cost"),
+        ("light", "hindsight", "availability"),
         ("light", "twin", "energy_cost"),
         ("light", "twin", "availability"),
     ]
@@ -265,8 +266,8 @@ def test_paired_duplicate_replication_is_an_error():
 
 def hand_runs():
     rows = [
-        ("a", "oracle", 0, 2.0),
-        ("a", "oracle", 1, 4.0),
+        ("a", "hindsight", 0, 2.0),
+        ("a", "hindsight", 1, 4.0),
         ("a", "fcfs", 0, 3.0),
         ("a", "fcfs", 1, 5.0),
         ("a", "twin", 0, 2.5),
@@ -280,29 +281,60 @@ def hand_runs():
 
 def test_fill_gaps_hand_example():
     filled = fill_gaps(hand_runs())
-    assert filled["gap_to_offline_optimum"].tolist()[:5] == [0.0, 0.0, 0.5, 0.25, 0.25]
-    assert np.isnan(filled["gap_to_offline_optimum"].iloc[5:]).all()
+    assert filled["gap_to_hindsight_plan"].tolist()[:5] == [0.0, 0.0, 0.5, 0.25, 0.25]
+    assert np.isnan(filled["gap_to_hindsight_plan"].iloc[5:]).all()
 
 
-def test_gap_to_optimum_hand_example():
-    gaps = gap_to_optimum(hand_runs())
+def test_gap_to_references_hand_example():
+    gaps = gap_to_references(hand_runs())
     assert list(gaps.columns) == GAP_COLUMNS
+    gaps = gaps[gaps["metric"] == "gap_to_hindsight_plan"]
     assert gaps["scenario"].tolist() == ["a", "a", "a"]
-    assert gaps["strategy"].tolist() == ["fcfs", "oracle", "twin"]
+    assert gaps["strategy"].tolist() == ["fcfs", "hindsight", "twin"]
     assert gaps["n"].tolist() == [2, 2, 1]
     fcfs = gaps.iloc[0]
-    assert fcfs["gap_mean"] == pytest.approx(0.375)
+    assert fcfs["mean"] == pytest.approx(0.375)
     half = sps.t.ppf(0.975, 1) * np.std([0.5, 0.25], ddof=1) / np.sqrt(2)
-    assert fcfs["gap_ci_low"] == pytest.approx(0.375 - half)
-    assert fcfs["gap_ci_high"] == pytest.approx(0.375 + half)
-    assert gaps.iloc[1]["gap_mean"] == 0.0
-    assert gaps.iloc[2]["gap_mean"] == 0.25 and math.isnan(gaps.iloc[2]["gap_ci_low"])
+    assert fcfs["ci_low"] == pytest.approx(0.375 - half)
+    assert fcfs["ci_high"] == pytest.approx(0.375 + half)
+    assert gaps.iloc[1]["mean"] == 0.0
+    assert gaps.iloc[2]["mean"] == 0.25 and math.isnan(gaps.iloc[2]["ci_low"])
 
 
-def test_gap_to_optimum_without_oracle_is_empty_with_columns():
-    gaps = gap_to_optimum(make_runs(strategies=("fcfs", "twin")))
+def test_gap_to_references_without_references_is_empty_with_columns():
+    gaps = gap_to_references(make_runs(strategies=("fcfs", "twin")))
     assert gaps.empty
     assert list(gaps.columns) == GAP_COLUMNS
+
+
+def test_savings_captured_is_measured_from_fcfs_bill_and_cheapest_bill():
+    runs = hand_runs().iloc[:6].copy()
+    # bills: energy_cost_adjusted + demand_charge; fcfs's cheapest bill sets the possible saving
+    runs["energy_cost_adjusted"] = [9.0, 9.0, 10.0, 12.0, 8.0, 5.0]
+    runs["demand_charge"] = 2.0
+    runs["cheapest_bill"] = [7.0, 7.0, 8.0, 10.0, 6.0, 4.0]
+    runs["lower_bound_objective"] = 1.0
+    filled = fill_gaps(runs)
+    # replication 0: fcfs bill 12, cheapest 8, possible 4; replication 1: 14, 10, 4
+    assert filled["possible_saving"].tolist()[:5] == [4.0, 4.0, 4.0, 4.0, 4.0]
+    assert filled["savings_captured"].tolist()[:5] == [0.25, 0.75, 0.0, 0.0, 0.5]
+    assert np.isnan(filled["savings_captured"].iloc[5])  # no fcfs run for replication 2
+    j = runs["weighted_objective"].to_numpy()
+    assert filled["gap_to_lower_bound"].tolist() == pytest.approx(list(j - 1.0))
+
+
+def test_old_names_are_read_with_a_deprecation_warning():
+    new = hand_runs()
+    old = new.rename(columns={"gap_to_hindsight_plan": "gap_to_offline_optimum"})
+    old["strategy"] = old["strategy"].replace({"hindsight": "oracle"})
+    with pytest.warns(DeprecationWarning, match="old names"):
+        upgraded = upgrade_runs(old)
+    assert upgraded["strategy"].tolist() == new["strategy"].tolist()
+    with pytest.warns(DeprecationWarning):
+        filled = fill_gaps(old)
+    pd.testing.assert_series_equal(
+        filled["gap_to_hindsight_plan"], fill_gaps(new)["gap_to_hindsight_plan"]
+    )
 
 
 # --- report --------------------------------------------------------------------------------
@@ -360,7 +392,7 @@ def test_write_report_writes_every_file_deterministically(tmp_path, campaign):
     assert len(results["runs"]) == len(runs)
     text = (tmp_path / "one" / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
-    assert results["runs"][0]["gap_to_offline_optimum"] is not None
+    assert results["runs"][0]["gap_to_hindsight_plan"] is not None
     summary = pd.read_csv(tmp_path / "one" / "summary.csv")
     pd.testing.assert_frame_equal(summary, summarize(runs), check_exact=True)
 
@@ -375,7 +407,7 @@ def test_write_report_writes_every_file_deterministically(tmp_path, campaign):
     report = (tmp_path / "one" / "report.md").read_text()
     assert report.startswith("# Campaign report")
     assert "Paired comparisons against `fcfs`" in report
-    assert "Gap to the offline optimum" in report
+    assert "## Against the references" in report and "gap_to_hindsight_plan" in report
     assert "(figures/boxplots.pdf)" in report
 
     write_report(tmp_path / "two", runs, config, traces=traces, pareto=pareto)
@@ -395,5 +427,5 @@ def test_write_report_without_traces_pareto_or_oracle(tmp_path):
     assert pd.read_csv(tmp_path / "gaps.csv").empty
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["gaps"] == []
-    assert all(row["gap_to_offline_optimum"] is None for row in results["runs"])
+    assert all(row["gap_to_hindsight_plan"] is None for row in results["runs"])
     assert "Gap to the offline optimum" not in (tmp_path / "report.md").read_text()

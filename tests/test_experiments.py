@@ -68,7 +68,7 @@ def test_campaign_metrics_are_those_of_the_run_itself(small_campaign):
     row = runs[(runs.strategy == "fcfs") & (runs.replication == 1)].iloc[0]
     for name, value in direct.items():
         assert row[name] == pytest.approx(value, rel=0, abs=0), name
-    assert np.isnan(row["gap_to_offline_optimum"])  # no oracle in this campaign
+    assert np.isnan(row["gap_to_hindsight_plan"])  # no oracle in this campaign
 
 
 def test_common_random_numbers_pair_strategies_by_replication(small_campaign):

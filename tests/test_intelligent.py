@@ -14,11 +14,11 @@ from agentev.outputs import run_and_write
 from tests.helpers import assert_invariants, file_bytes
 
 
-@pytest.mark.parametrize("strategy", ["intelligent", "oracle"])
+@pytest.mark.parametrize("strategy", ["intelligent", "hindsight"])
 def test_planning_strategies_give_byte_identical_outputs_for_the_same_seed(strategy, tmp_path):
     for name in ("a", "b"):
         run_and_write(
-            tmp_path / name, hours=4, scenario="light", strategy=strategy, rng=3, oracle=True
+            tmp_path / name, hours=4, scenario="light", strategy=strategy, rng=3, hindsight=True
         )
     assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
     for name in ("replans.csv", "overrides.csv"):
@@ -28,10 +28,10 @@ def test_planning_strategies_give_byte_identical_outputs_for_the_same_seed(strat
 
 def test_intelligent_summary_reports_controller_metrics_recomputable_from_files(tmp_path):
     _, metrics = run_and_write(
-        tmp_path, hours=4, scenario="light", strategy="intelligent", rng=4, oracle=True
+        tmp_path, hours=4, scenario="light", strategy="intelligent", rng=4, hindsight=True
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
-    for name in ("weighted_objective", "gap_to_offline_optimum", "replans", "solver_fallbacks"):
+    for name in ("weighted_objective", "gap_to_hindsight_plan", "replans", "solver_fallbacks"):
         assert name in summary["metrics"]
     replans = pd.read_csv(tmp_path / "replans.csv")
     # one scheduled plan per hour, at least, and every one solved
@@ -57,15 +57,15 @@ def test_intelligent_charges_and_serves_tasks_with_no_soc_violation(light_intell
 
 def test_oracle_plan_is_cached_and_reused(tmp_path, monkeypatch):
     from agentev.model import FactoryModel
-    from agentev.strategies import oracle
+    from agentev.strategies import hindsight as oracle
 
     monkeypatch.setenv("AGENTEV_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(oracle, "_MEMO", {})
-    first = FactoryModel(scenario="light", strategy="oracle", rng=9, duration_h=3)
+    first = FactoryModel(scenario="light", strategy="hindsight", rng=9, duration_h=3)
     files = list((tmp_path / "cache").glob("*.npz"))
     assert len(files) == 1
     monkeypatch.setattr(oracle, "_MEMO", {})
-    second = FactoryModel(scenario="light", strategy="oracle", rng=9, duration_h=3)
+    second = FactoryModel(scenario="light", strategy="hindsight", rng=9, duration_h=3)
     for name in ("plugged", "grid_kwh", "energy_kwh"):
         assert (getattr(first.strategy.plan, name) == getattr(second.strategy.plan, name)).all()
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
@@ -82,18 +82,18 @@ def test_oracle_plan_is_cached_and_reused(tmp_path, monkeypatch):
 def test_the_oracle_keeps_a_rounded_lp_only_for_runs_of_several_blocks_within_its_gap(
     hours, seed, rounded, tmp_path, monkeypatch
 ):
-    from agentev.strategies import oracle
+    from agentev.strategies import hindsight as oracle
 
     monkeypatch.setenv("AGENTEV_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(oracle, "_MEMO", {})
-    monkeypatch.setattr(oracle, "ORACLE_BLOCK_H", 2.0)
-    strategy = FactoryModel(scenario="light", strategy="oracle", rng=seed, duration_h=hours)
+    monkeypatch.setattr(oracle, "HINDSIGHT_BLOCK_H", 2.0)
+    strategy = FactoryModel(scenario="light", strategy="hindsight", rng=seed, duration_h=hours)
     plan = strategy.strategy.plan
     assert plan.status == "optimal" and not plan.fallback
     assert ("lp_bound" in plan.terms) == rounded
     if rounded:
         bound, objective = plan.terms["lp_bound"], plan.terms["objective"]
-        assert bound - 1e-9 <= objective <= bound + oracle.ORACLE_ROUNDING_GAP * abs(objective)
+        assert bound - 1e-9 <= objective <= bound + oracle.HINDSIGHT_ROUNDING_GAP * abs(objective)
     assert_invariants_of_a_plan(strategy.strategy)
 
 
@@ -119,7 +119,7 @@ def test_oracle_dispatches_the_plans_count_to_the_neediest_at_the_plans_power(tm
     assert low.count("0.3") > light.count("0.3") and "initial_soc_max = 0.5" in low
     (tmp_path / "low.toml").write_text(low)
     model = FactoryModel(
-        str(tmp_path / "low.toml"), strategy="oracle", rng=5, duration_h=4, num_vehicles=4
+        str(tmp_path / "low.toml"), strategy="hindsight", rng=5, duration_h=4, num_vehicles=4
     )
     strategy = model.strategy
     plan = strategy.plan

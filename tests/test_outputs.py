@@ -125,8 +125,8 @@ PLANNING_FILES = ("replans.csv", "overrides.csv", "timing.json")
 
 def test_every_output_file_is_written(any_run):
     expected = list(OUTPUT_FILES)
-    if any_run.model.config.strategy in ("intelligent", "oracle"):
+    if any_run.model.config.strategy in ("intelligent", "hindsight"):
         expected += PLANNING_FILES
-    if any_run.model.config.strategy in ("negotiation", "intelligent", "oracle"):
+    if any_run.model.config.strategy in ("negotiation", "intelligent", "hindsight"):
         expected.append("messages.jsonl")  # intelligent and oracle: their safety net's
     assert sorted(p.name for p in any_run.out.iterdir()) == sorted(expected)

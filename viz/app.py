@@ -89,7 +89,7 @@ class FactoryViewModel(FactoryModel):
         alpha_energy: Objective weight of energy cost; None keeps the scenario's.
         alpha_downtime: Objective weight of vehicle downtime; None keeps the scenario's.
         alpha_utilization: Objective weight of charger utilisation; None keeps the scenario's.
-        duration_h: Simulated time (hours); None keeps the scenario's (the ``oracle``
+        duration_h: Simulated time (hours); None keeps the scenario's (the ``hindsight``
             strategy solves its whole-run plan at construction, so it grows with this).
         rng: Seed (int, or its text from the seed box).
     """
@@ -167,7 +167,7 @@ def make_model_params(initial: FactoryModel) -> dict:
         },
         "num_vehicles": Slider("Vehicles", cfg.num_vehicles, 1, max_vehicles),
         "num_chargers": Slider("Chargers", cfg.num_chargers, 1, max_chargers),
-        # the objective weights of the twin controller (intelligent, oracle): energy cost,
+        # the objective weights of the twin controller (intelligent, hindsight): energy cost,
         # vehicle downtime, charger utilisation (see agentev/objective.py)
         "alpha_energy": _weight("alpha_energy", c.alpha_energy),
         "alpha_downtime": _weight("alpha_downtime", c.alpha_downtime),

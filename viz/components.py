@@ -697,7 +697,7 @@ def negotiated_slots(strategy) -> list[Slot]:
 def planned_slots(model: FactoryModel) -> list[Slot]:
     """The controller's current plan, one slot per planned charging session.
 
-    ``intelligent`` keeps per-vehicle bookings (``strategy.bookings``). The ``oracle``
+    ``intelligent`` keeps per-vehicle bookings (``strategy.bookings``). The ``hindsight``
     (``strategy.offline``) executes its whole-run plan by dispatch, without bookings: its
     slots are the plan's plugged-in periods of the plan's (fleet-level) vehicles.
     """

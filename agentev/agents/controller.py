@@ -244,7 +244,7 @@ class TwinController(Agent):
     """The central twin controller.
 
     Every ``optimization_interval_h`` it observes a :class:`TwinState` and records it; with a
-    planning strategy (``intelligent``, ``oracle``) it then has the strategy re-plan.
+    planning strategy (``intelligent``, ``hindsight``) it then has the strategy re-plan.
     """
 
     def __init__(self, model: FactoryModel, interval_min: float) -> None:

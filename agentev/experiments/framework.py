@@ -12,8 +12,11 @@ writes every file:
 * ``campaign.json``: the campaign's configuration;
 * ``runs.csv``: the tidy per-run table, one row per scenario x strategy x replication, keyed
   by ``scenario, strategy, replication, seed``, then every metric of
-  :data:`agentev.metrics.DEFINITIONS` and ``gap_to_offline_optimum`` (from the ``oracle``
-  run of the same scenario and replication, when the campaign has one). No wall-clock,
+  :data:`agentev.metrics.DEFINITIONS` and of :data:`agentev.metrics.REFERENCE_DEFINITIONS`:
+  every run's ``cheapest_bill``, ``lower_bound_objective`` and ``gap_to_lower_bound``, and,
+  from the ``fcfs`` and ``hindsight`` runs of the same scenario and replication when the
+  campaign has them, ``possible_saving``, ``savings_captured`` and
+  ``gap_to_hindsight_plan``. No wall-clock,
   timestamp or host column: an interrupted and resumed campaign writes the same bytes as an
   uninterrupted one;
 * ``traces.parquet``: per-minute fleet SoC, site power, price and occupied ports of
@@ -49,16 +52,16 @@ import agentev
 from agentev.experiments.backends import Backend
 from agentev.experiments.checkpoint import CheckpointStore, RunSpec, run_key, write_atomic
 from agentev.experiments.sweep import MODEL_PARAMETERS
-from agentev.metrics import DEFINITIONS
+from agentev.metrics import DEFINITIONS, REFERENCE_DEFINITIONS
 from agentev.scenario import ScenarioError, load_scenario
-from agentev.strategies import STRATEGIES
+from agentev.strategies import STRATEGIES, strategy_name
 
 DEFAULT_SCENARIOS = ("light", "heavy", "flexible", "continuous")
 DEFAULT_STRATEGIES = tuple(STRATEGIES)
 #: Replication ``k`` runs with seed ``BASE_SEED + k`` (the seed's ``RANDOM_SEED``).
 BASE_SEED = 42
 KEY_COLUMNS = ("scenario", "strategy", "replication", "seed")
-METRIC_COLUMNS = (*DEFINITIONS, "gap_to_offline_optimum")
+METRIC_COLUMNS = (*DEFINITIONS, *REFERENCE_DEFINITIONS)
 TRACE_COLUMNS = (
     "time_min",
     "soc_mean",
@@ -105,14 +108,21 @@ def execute_run(spec: dict[str, Any]) -> dict[str, Any]:
     The result: ``metrics`` (name -> value), ``traces`` (replication 0 only, else None),
     ``wall_s`` and ``solver_s`` (seconds; the controller's solves), and ``version``.
     """
+    from agentev.metrics import References
     from agentev.model import FactoryModel
+    from agentev.optimization.bound import lower_bound
     from agentev.outputs import model_metrics
 
     run = RunSpec.from_dict(spec)
     start = time.perf_counter()
     model = FactoryModel(**run.model_kwargs())
     model.run()
-    metrics = {name: float(m.value) for name, m in model_metrics(model).items()}
+    # the lower bound is shared by every strategy of a scenario and seed (cached on disk);
+    # the fcfs and hindsight references come from the other runs (stats.fill_gaps)
+    refs = References(lower_bound_objective=lower_bound(model).objective)
+    metrics = {
+        name: float(m.value) for name, m in model_metrics(model, refs, cheapest=True).items()
+    }
     replans = getattr(model.strategy, "replans", None) or []
     return {
         "metrics": metrics,
@@ -300,6 +310,7 @@ class ExperimentalFramework:
                 load_scenario(name)
             except ScenarioError as exc:
                 raise ValueError(f"scenarios: {exc}") from exc
+        strategies = [strategy_name(name) for name in strategies]
         for name in strategies:
             if name not in STRATEGIES:
                 raise ValueError(
@@ -349,7 +360,7 @@ class ExperimentalFramework:
         """
         n = _check_int(num_replications, "num_replications", 1)
         scenarios = list(scenarios or DEFAULT_SCENARIOS)
-        strategies = list(strategies or DEFAULT_STRATEGIES)
+        strategies = [strategy_name(s) for s in (strategies or DEFAULT_STRATEGIES)]
         specs = self._specs(scenarios, strategies, range(n), simulation_time, params)
         self.config = {
             "agentev_version": agentev.__version__,

@@ -143,11 +143,11 @@ def write_report(
 
     Files in ``output_dir``: ``summary.csv`` (:func:`~agentev.experiments.stats.summarize`),
     ``comparisons.csv`` (:func:`~agentev.experiments.stats.paired_comparisons` against
-    ``baseline``), ``gaps.csv`` (:func:`~agentev.experiments.stats.gap_to_optimum`),
+    ``baseline``), ``gaps.csv`` (:func:`~agentev.experiments.stats.gap_to_references`),
     ``results.json`` (``config``, the runs and the three tables; NaN and infinities as
-    ``null``), ``report.md`` and the PDFs of :func:`write_figures` in ``figures/``. The runs'
-    ``gap_to_offline_optimum`` column is used as given (see
-    :func:`~agentev.experiments.stats.fill_gaps`).
+    ``null``), ``report.md`` and the PDFs of :func:`write_figures` in ``figures/``. The
+    metrics against references are computed from the runs
+    (:func:`~agentev.experiments.stats.fill_gaps`).
 
     Args:
         output_dir: Directory for the files (created if missing).
@@ -163,10 +163,10 @@ def write_report(
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = stats.add_derived(runs)
+    runs = stats.add_derived(stats.fill_gaps(runs))
     summary = stats.summarize(runs)
     comparisons = stats.paired_comparisons(runs, baseline=baseline)
-    gaps = stats.gap_to_optimum(runs)
+    gaps = stats.gap_to_references(runs)
     written: dict[str, Path] = {}
     for name, table in (("summary", summary), ("comparisons", comparisons), ("gaps", gaps)):
         written[name] = _write_text(
@@ -566,22 +566,28 @@ def _markdown(
             lines += _table(header, rows) + [""]
     if not gaps.empty:
         lines += [
-            "## Gap to the offline optimum",
+            "## Against the references",
             "",
-            "(J - J_oracle) / J_oracle of the weighted objective against the `oracle` run of the "
-            "same scenario and replication: mean and 95 % CI.",
+            "Per run, against the same scenario and replication: `gap_to_lower_bound` = "
+            "(J - J_lb) / J_lb, J_lb a proven lower bound of the weighted objective of every "
+            "run (never negative); `gap_to_hindsight_plan` = (J - J_h) / J_h against the "
+            "executed `hindsight` plan (a second reference, not an optimum: it can be "
+            "negative); `possible_saving`, what charging decisions alone could have saved on "
+            "`fcfs`'s day (its bill minus its cheapest bill); `savings_captured`, the share of "
+            "it a strategy realises. Mean and 95 % CI of the per-seed values (paired).",
             "",
         ]
         rows = [
             [
                 f"`{r.scenario}`",
                 f"`{r.strategy}`",
+                f"{r.metric} [{stats.UNITS.get(r.metric, '')}]",
                 str(r.n),
-                _estimate(r.gap_mean, r.gap_ci_low, r.gap_ci_high),
+                _estimate(r.mean, r.ci_low, r.ci_high),
             ]
             for r in gaps.itertuples(index=False)
         ]
-        lines += _table(["scenario", "strategy", "n", "gap [95 % CI]"], rows) + [""]
+        lines += _table(["scenario", "strategy", "metric", "n", "mean [95 % CI]"], rows) + [""]
     lines += ["## Figures", ""]
     lines += [f"- [{p.name}]({p.relative_to(out).as_posix()})" for p in figures]
     lines += [
@@ -590,7 +596,7 @@ def _markdown(
         "",
         "- [summary.csv](summary.csv): mean, std and CI per scenario, strategy and metric",
         f"- [comparisons.csv](comparisons.csv): paired comparisons against `{baseline}`",
-        "- [gaps.csv](gaps.csv): gap to the offline optimum",
+        "- [gaps.csv](gaps.csv): gaps to the lower bound and the hindsight plan, savings captured",
         "- [results.json](results.json): configuration, every run and the tables above",
         "",
     ]

@@ -2,9 +2,10 @@ r"""Campaign statistics over a table of runs.
 
 Every function takes ``runs``: one row per run with the columns ``scenario``, ``strategy``,
 ``replication`` (0..R-1), ``seed``, one column per metric of :data:`agentev.metrics.DEFINITIONS`
-and ``gap_to_offline_optimum`` (NaN when unknown). Replication :math:`k` of every strategy of a
-scenario uses the same seed (common random numbers), so strategies are compared pair by pair on
-(scenario, replication).
+and the reference metrics of :data:`agentev.metrics.REFERENCE_DEFINITIONS` (NaN when
+unknown; :func:`fill_gaps` computes those that need other runs). Replication :math:`k` of
+every strategy of a scenario uses the same seed (common random numbers), so strategies are
+compared pair by pair on (scenario, replication).
 
 Confidence intervals are two-sided 95 % Student-t intervals of a mean,
 
@@ -28,13 +29,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from agentev.metrics import DEFINITIONS, GAP_DEFINITION
+from agentev.metrics import DEFINITIONS, DEPRECATED_METRICS, REFERENCE_DEFINITIONS
+from agentev.strategies import DEPRECATED_STRATEGIES
 
 #: Columns that identify a run.
 KEY_COLUMNS: tuple[str, ...] = ("scenario", "strategy", "replication", "seed")
-#: Strategy whose ``weighted_objective`` is the offline optimum.
-ORACLE = "oracle"
-GAP = "gap_to_offline_optimum"
+#: Strategy whose executed plan is the second reference (``gap_to_hindsight_plan``).
+HINDSIGHT = "hindsight"
+GAP = "gap_to_hindsight_plan"
+LOWER_BOUND_GAP = "gap_to_lower_bound"
+#: The strategy whose bill the saving is measured from.
+BASELINE = "fcfs"
 #: Metrics computed here from the others: name -> (unit, definition).
 DERIVED: dict[str, tuple[str, str]] = {
     "energy_cost_total": ("currency", "energy_cost_adjusted + demand_charge"),
@@ -43,10 +48,12 @@ DERIVED: dict[str, tuple[str, str]] = {
 UNITS: dict[str, str] = {
     **{name: unit for name, (unit, _) in DEFINITIONS.items()},
     **{name: unit for name, (unit, _) in DERIVED.items()},
-    GAP: GAP_DEFINITION[0],
+    **{name: unit for name, (unit, _) in REFERENCE_DEFINITIONS.items()},
 }
 #: The default metrics, in report order.
-DEFAULT_METRICS: tuple[str, ...] = (*DEFINITIONS, *DERIVED, GAP)
+DEFAULT_METRICS: tuple[str, ...] = (*DEFINITIONS, *DERIVED, *REFERENCE_DEFINITIONS)
+#: The metrics of ``gaps.csv``: each run against the references of its scenario and seed.
+GAP_METRICS: tuple[str, ...] = (LOWER_BOUND_GAP, GAP, "possible_saving", "savings_captured")
 CONFIDENCE = 0.95
 
 SUMMARY_COLUMNS = [
@@ -76,7 +83,7 @@ COMPARISON_COLUMNS = [
     "cohens_dz",
     "relative_diff",
 ]
-GAP_COLUMNS = ["scenario", "strategy", "n", "gap_mean", "gap_ci_low", "gap_ci_high"]
+GAP_COLUMNS = ["scenario", "strategy", "metric", "n", "mean", "ci_low", "ci_high"]
 
 
 def add_derived(runs: pd.DataFrame) -> pd.DataFrame:
@@ -180,13 +187,55 @@ def paired_comparisons(
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
-def fill_gaps(runs: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``runs`` with ``gap_to_offline_optimum`` computed from the oracle runs.
+def upgrade_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``runs`` with old names mapped to new ones (with a DeprecationWarning).
 
-    ``gap`` = :math:`(J - J_{oracle}) / J_{oracle}` (dimensionless), with :math:`J` the run's
-    ``weighted_objective`` and :math:`J_{oracle}` that of the ``oracle`` run of the same
-    scenario and replication: 0.0 for the oracle itself, NaN where no oracle run exists (or its
-    objective is 0 or NaN). Existing values of the column are replaced.
+    Runs tables and checkpoints written before the rename call the hindsight plan ``oracle``
+    and its gap ``gap_to_offline_optimum``; they stay readable for one release.
+    """
+    out = runs.copy()
+    old_columns = [c for c in DEPRECATED_METRICS if c in out.columns]
+    old_strategies = set(out["strategy"]) & set(DEPRECATED_STRATEGIES) if len(out) else set()
+    if old_columns or old_strategies:
+        warnings.warn(
+            f"runs with old names ({', '.join(sorted([*old_columns, *old_strategies]))}) are "
+            "read under the new ones (gap_to_hindsight_plan, hindsight); rerun to update",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        for old in old_columns:
+            new = DEPRECATED_METRICS[old]
+            out[new] = out[old] if new not in out.columns else out[new].fillna(out[old])
+            out = out.drop(columns=old)
+        out["strategy"] = out["strategy"].replace(DEPRECATED_STRATEGIES)
+    return out
+
+
+def _reference(runs: pd.DataFrame, strategy: str, column: str) -> np.ndarray:
+    """Per run, ``column`` of the ``strategy`` run of its scenario and replication (or NaN)."""
+    if column not in runs.columns:
+        return np.full(len(runs), np.nan)
+    ref = runs[runs["strategy"] == strategy].set_index(["scenario", "replication"])[column]
+    if not ref.index.is_unique:
+        raise ValueError(f"two {strategy} runs share a scenario and replication; drop one")
+    keys = pd.MultiIndex.from_frame(runs[["scenario", "replication"]])
+    return ref.reindex(keys).to_numpy(dtype=float)
+
+
+def fill_gaps(runs: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``runs`` with the metrics against references computed from other runs.
+
+    Per run, against the runs of the same scenario and replication:
+
+    * ``gap_to_lower_bound`` = :math:`(J - J_{lb}) / J_{lb}` from ``lower_bound_objective``;
+    * ``hindsight_objective`` and ``gap_to_hindsight_plan`` = :math:`(J - J_h) / J_h` from
+      the ``hindsight`` run (0 for itself, NaN where there is none or :math:`J_h` is 0);
+    * ``possible_saving`` = :math:`B_{fcfs} - C_{fcfs}` and ``savings_captured`` =
+      :math:`(B_{fcfs} - B) / (B_{fcfs} - C_{fcfs})`, with :math:`B` a run's bill
+      (``energy_cost_adjusted + demand_charge``) and :math:`C` its ``cheapest_bill``, from
+      the ``fcfs`` run (0 for itself).
+
+    Existing values of these columns are replaced; old names are read (:func:`upgrade_runs`).
 
     Args:
         runs: One row per run (see the module docstring).
@@ -194,51 +243,58 @@ def fill_gaps(runs: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The copy.
     """
-    out = runs.copy()
-    oracle = out[out["strategy"] == ORACLE]
-    reference = oracle.set_index(["scenario", "replication"])["weighted_objective"]
-    if not reference.index.is_unique:
-        raise ValueError("two oracle runs share a scenario and replication; drop one")
-    keys = pd.MultiIndex.from_frame(out[["scenario", "replication"]])
-    oracle_objective = reference.reindex(keys).to_numpy(dtype=float)
-    out[GAP] = _gap(out["weighted_objective"].to_numpy(dtype=float), oracle_objective)
-    return out
+    out = upgrade_runs(runs)
+    j = out["weighted_objective"].to_numpy(dtype=float)
+    if "lower_bound_objective" in out.columns:
+        lb = out["lower_bound_objective"].to_numpy(dtype=float)
+        out[LOWER_BOUND_GAP] = _gap(j, lb)
+    hindsight = _reference(out, HINDSIGHT, "weighted_objective")
+    out["hindsight_objective"] = hindsight
+    out[GAP] = _gap(j, hindsight)
+    bill = (out["energy_cost_adjusted"] + out["demand_charge"]).to_numpy(dtype=float)
+    out["_bill"] = bill
+    fcfs_bill = _reference(out, BASELINE, "_bill")
+    fcfs_cheapest = _reference(out, BASELINE, "cheapest_bill")
+    possible = fcfs_bill - fcfs_cheapest
+    out["possible_saving"] = possible
+    safe = np.where(possible > 0, possible, np.nan)
+    out["savings_captured"] = (fcfs_bill - bill) / safe
+    return out.drop(columns="_bill")
 
 
-def gap_to_optimum(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean gap of each strategy's ``weighted_objective`` to the oracle's, with a 95 % CI.
+def gap_to_references(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each run's metrics against its references, with a 95 % CI (``gaps.csv``).
 
-    The gap of a run is :math:`(J - J_{oracle}) / J_{oracle}` against the ``oracle`` run of the
-    same scenario and replication (see :func:`fill_gaps`); ``n`` counts the runs with a known
-    gap and ``gap_mean``, ``gap_ci_low``, ``gap_ci_high`` are the mean and its Student-t 95 %
-    interval (dimensionless; 0.1 means 10 % above the optimum). Only scenarios with an oracle
-    run appear; the oracle's own row has gap 0.
+    For each (scenario, strategy) and each metric of :data:`GAP_METRICS` known for some of
+    its runs (see :func:`fill_gaps`): ``n`` runs with a value, the mean and its Student-t 95 %
+    interval. Each value is already a per-seed comparison, so the interval is a paired one.
 
     Args:
         runs: One row per run (see the module docstring).
 
     Returns:
-        The columns :data:`GAP_COLUMNS`, one row per (scenario, strategy); empty when no
-        scenario has an oracle run.
+        The columns :data:`GAP_COLUMNS`.
     """
     filled = fill_gaps(runs)
-    with_oracle = set(filled.loc[filled["strategy"] == ORACLE, "scenario"])
     rows = []
     for (scenario, strategy), group in _groups(filled, ["scenario", "strategy"]):
-        if scenario not in with_oracle:
-            continue
-        values = _known(group[GAP])
-        mean, _, low, high = _mean_ci(values)
-        rows.append((scenario, strategy, len(values), mean, low, high))
+        for name in GAP_METRICS:
+            if name not in group.columns:
+                continue
+            values = _known(group[name])
+            if not len(values):
+                continue
+            mean, _, low, high = _mean_ci(values)
+            rows.append((scenario, strategy, name, len(values), mean, low, high))
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 
-def _gap(objective: np.ndarray, oracle_objective: np.ndarray) -> np.ndarray:
-    """``(J - J_oracle) / J_oracle``, as in :func:`agentev.metrics.compute_metrics`.
+def _gap(objective: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``(J - J_ref) / J_ref``, as in :func:`agentev.metrics.relative_metrics`.
 
-    NaN where ``J_oracle`` is 0 or NaN (the metric is then undefined).
+    NaN where ``J_ref`` is 0 or NaN (the metric is then undefined).
     """
-    safe = np.where(oracle_objective == 0.0, np.nan, oracle_objective)
+    safe = np.where(reference == 0.0, np.nan, reference)
     return (objective - safe) / safe
 
 

@@ -386,7 +386,7 @@ def weights_sweep(
 
     Args:
         scenario: Scenario name or TOML path.
-        strategy: A strategy that uses the weights (``intelligent`` or ``oracle``).
+        strategy: A strategy that uses the weights (``intelligent`` or ``hindsight``).
         weights: ``(alpha_energy, alpha_downtime, alpha_utilization)`` triples, each weight
             >= 0 with a sum > 0; None: :func:`simplex_weights` with step 0.25 (15 triples).
         replications: Runs per triple, seeds ``seed + k``.

@@ -133,8 +133,12 @@ P_d`. The run's own charging is a feasible point with the run's bill as its valu
 # ruff: noqa: N806  (the variables are named as in the formulation)
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -295,7 +299,7 @@ def bound_input(model) -> BoundInput:
         grid_limit_kw=cfg.site.grid_limit_kw,
         demand_charges=tuple(cfg.tariff.demand_charges),
         groups=tuple(fleet),
-        initial_energy_kwh=float(sum(v.battery.energy_kwh for v in model.vehicles)),
+        initial_energy_kwh=float(sum(v.initial_energy_kwh for v in model.vehicles)),
         ports=int(model.num_ports),
         release_min=np.array([t.release_min for t in tasks], dtype=float),
         loaded_m=np.array(
@@ -549,6 +553,51 @@ class Bill:
     demand_charge: float
     grid_kwh: float
     peak_kw: float
+
+
+_MEMO: dict[str, LowerBound] = {}
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("AGENTEV_CACHE_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "agentev"
+    return base / "lower-bound"
+
+
+def lower_bound(model, solver: str | None = None) -> LowerBound:
+    """:func:`objective_lower_bound` of a model's scenario and seed, cached.
+
+    The bound depends only on the scenario (whatever the strategy) and the seed, so it is
+    solved once and kept in memory and on disk (``$AGENTEV_CACHE_DIR/lower-bound``, default
+    ``~/.cache/agentev/lower-bound``).
+
+    Args:
+        model: A built model (it need not have run).
+        solver: ``"highs"`` or ``"glpk"``; None: the scenario's solver if it is one of them,
+            else HiGHS.
+    """
+    import agentev
+
+    if solver is None:
+        solver = model.config.controller.solver
+        solver = solver if solver in ("highs", "glpk") else "highs"
+    config = replace(model.config, strategy="fcfs")
+    text = repr((agentev.__version__, BOUND_VERSION, config, model.seed, solver))
+    key = hashlib.sha256(text.encode()).hexdigest()[:24]
+    if key in _MEMO:
+        return _MEMO[key]
+    path = _cache_dir() / f"{key}.json"
+    try:
+        stored = json.loads(path.read_text())
+        bound = LowerBound(stored["objective"], stored["terms"], stored["solve_s"])
+    except (OSError, ValueError, KeyError):
+        bound = objective_lower_bound(bound_input(model), solver)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(bound)))
+        os.replace(tmp, path)
+    _MEMO[key] = bound
+    return bound
 
 
 def battery_emptied(timeseries: pd.DataFrame) -> bool:

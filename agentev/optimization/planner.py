@@ -85,7 +85,7 @@ Fleet-level relax-and-fix (``solve_relax_and_fix(data, fleet=True)``): every
 :math:`K_t = \sum_v x_{vt}` is the integer variable instead, made integral block by block.
 The plan then gives each period's count and grid energy to vehicles, the neediest first,
 within each vehicle's bounds (:func:`assign_counts`; fewer than :math:`K_t` if fewer can
-take energy). This is a plan for fleet-level dispatch (the ``oracle`` charges the plan's
+take energy). This is a plan for fleet-level dispatch (the ``hindsight`` charges the plan's
 number of vehicles, the neediest first, whatever the plan's vehicle ids): with a handful of
 integers per period rather than one binary per vehicle, a whole day solves in one MILP.
 
@@ -122,7 +122,7 @@ from agentev.optimization.solvers import HIGHS_MIP_OPTIONS, SolverOptions, check
 
 log = logging.getLogger(__name__)
 
-#: Version of the formulation; bump it when the model changes (it keys cached oracle plans).
+#: Version of the formulation; bump it when the model changes (it keys cached hindsight plans).
 FORMULATION_VERSION = 7
 #: Penalty per kWh below ``min_soc`` (relative to normalised objective terms of order 1).
 SOC_SLACK_PENALTY = 1000.0
@@ -747,7 +747,7 @@ class ChargingPlanner:
         each solve that block is fixed at its values and the next block becomes integral,
         until the last. Every solve sees the whole horizon (the fixed past and the relaxed
         future), so a block is planned for what follows it. Used for a whole-run plan (the
-        ``oracle``), too large to solve as one MILP. If a block's solve fails, the plan of
+        ``hindsight``), too large to solve as one MILP. If a block's solve fails, the plan of
         the previous block (its relaxed tail rounded) is returned, flagged; if the first
         fails, the usual fallback.
 

@@ -62,7 +62,7 @@ class SolverOptions:
         seed: Solver random seed.
         sub_mip_heuristics: Keep HiGHS's sub-MIP heuristics (RINS, RENS, root reduced
             cost). Off by default: they dominate the time of a rolling re-plan (see
-            ``HIGHS_MIP_OPTIONS``); a whole-day plan (the ``oracle``) finds better
+            ``HIGHS_MIP_OPTIONS``); a whole-day plan (the ``hindsight``) finds better
             incumbents with them.
         rounding_gap: If set, a fleet-level plan (``solve_relax_and_fix(fleet=True)``)
             is first made by rounding its LP relaxation's counts up, and kept if it is

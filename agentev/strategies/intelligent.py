@@ -139,7 +139,7 @@ class Intelligent(FirstComeFirstServed):
             target_soc=self._safety_target,
             held_until=self._held_until,
         )
-        if not self.offline:  # the oracle plans once with its own whole-run planner
+        if not self.offline:  # the hindsight plan is made once with its own whole-run planner
             self.optimizer.attach(model)
 
     # ----------------------------------------------------------------- planning

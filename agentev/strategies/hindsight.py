@@ -1,12 +1,12 @@
-"""``oracle``: one whole-run plan with perfect knowledge of the task trace.
+"""``hindsight``: one whole-run plan with perfect knowledge of the task trace.
 
 The planner solves the whole run (every period of the run, the realised task demand of the
 run's trace as its forecast) with the fleet's plugged-in count per period as the integer
 variable (fleet-level relax-and-fix, see :mod:`agentev.optimization.planner`): each vehicle's
-plug-in decision is relaxed, and blocks of ``ORACLE_BLOCK_H`` hours of counts are made
+plug-in decision is relaxed, and blocks of ``HINDSIGHT_BLOCK_H`` hours of counts are made
 integral and fixed in turn, each solve seeing the whole run. A 24 h run is one MILP. A
 longer one (the 72 h ``continuous``) is first planned by rounding the LP relaxation's
-counts up, block by block, and kept if within ``ORACLE_ROUNDING_GAP`` of the LP bound:
+counts up, block by block, and kept if within ``HINDSIGHT_ROUNDING_GAP`` of the LP bound:
 about 25 s rather than 90 s. Each
 period's count and grid energy then go to vehicles, the neediest first, within every
 vehicle's bounds (:func:`~agentev.optimization.planner.assign_counts`). The per-vehicle form
@@ -23,12 +23,12 @@ wrong ones to charge (light seeds 1 and 2: weighted objective 1.87 and 1.92). At
 start the plan's number of plugged-in vehicles ``n_k`` charge at the plan's mean power per
 plugged-in vehicle: vehicles charging already keep their session first, then the free ones
 with the lowest state of charge (1.64 and 1.66). A vehicle below its safety margin
-charges by itself, first come first served: the oracle's reference run does not negotiate
+charges by itself, first come first served: the hindsight plan's reference run does not negotiate
 (with ``intelligent``'s negotiated safety net, its light objective went from 1.64 to 2.9-3.9
 on seeds 1 and 2: without re-plans nothing overrides the far slots the vehicles booked).
-Its weighted objective is the reference of ``gap_to_offline_optimum``. The plan depends only
+Its weighted objective is the reference of ``gap_to_hindsight_plan``. The plan depends only
 on the scenario, the seed and the solver options, so it is solved once and cached in memory
-and on disk (``$AGENTEV_CACHE_DIR``, default ``~/.cache/agentev/oracle``).
+and on disk (``$AGENTEV_CACHE_DIR``, default ``~/.cache/agentev/hindsight``).
 """
 
 from __future__ import annotations
@@ -49,27 +49,27 @@ from agentev.strategies.fcfs import FirstComeFirstServed
 from agentev.strategies.intelligent import Intelligent
 
 #: Each relax-and-fix block's solve: the gap, and a longer safety net than a re-plan's.
-ORACLE_MIP_GAP = 0.01
-ORACLE_TIME_LIMIT_S = 120.0
+HINDSIGHT_MIP_GAP = 0.01
+HINDSIGHT_TIME_LIMIT_S = 120.0
 #: Each block's node limit: a whole-run MILP keeps searching longer than a re-plan.
-ORACLE_NODE_LIMIT = 5000
+HINDSIGHT_NODE_LIMIT = 5000
 #: A run longer than one block is planned by rounding the LP relaxation's counts, kept
 #: within this gap of the LP bound (else relax-and-fix; see
 #: :meth:`~agentev.optimization.planner.ChargingPlanner._round_fleet_counts`). On the 72 h
 #: ``continuous`` run (10 seeds) the rounded plans were 0.86 to 1.16 % above the bound, and
 #: executed no worse than relax-and-fix's (weighted objective 1.986 against 2.003).
-ORACLE_ROUNDING_GAP = 0.02
+HINDSIGHT_ROUNDING_GAP = 0.02
 #: Relax-and-fix block of the fleet's counts (hours): a day is one MILP; the 72 h
 #: ``continuous`` run is three, each seeing the whole run.
-ORACLE_BLOCK_H = 24.0
+HINDSIGHT_BLOCK_H = 24.0
 
 _MEMO: dict[str, Plan] = {}
 
 
 def cache_dir() -> Path:
-    """Where oracle plans are cached."""
+    """Where hindsight plans are cached."""
     root = os.environ.get("AGENTEV_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "agentev" / "oracle"
+    return Path(root) if root else Path.home() / ".cache" / "agentev" / "hindsight"
 
 
 def _key(model, optimizer: OptimizationController) -> str:
@@ -127,27 +127,27 @@ def _store(path: Path, plan: Plan) -> None:
     os.replace(tmp, path)
 
 
-class Oracle(Intelligent):
+class HindsightPlan(Intelligent):
     """Executes the whole-run perfect-knowledge plan (see the module docstring)."""
 
-    name = "oracle"
+    name = "hindsight"
     offline = True
 
     def __init__(self, model) -> None:
         super().__init__(model)
         c = model.config.controller
-        several_blocks = model.duration_min > ORACLE_BLOCK_H * 60.0
+        several_blocks = model.duration_min > HINDSIGHT_BLOCK_H * 60.0
         whole = OptimizationController(
             prediction_horizon=model.duration_min / 60.0,
-            optimization_interval=min(ORACLE_BLOCK_H, model.duration_min / 60.0),
+            optimization_interval=min(HINDSIGHT_BLOCK_H, model.duration_min / 60.0),
             period_min=c.period_min,
             solver=c.solver,
-            mip_gap=ORACLE_MIP_GAP,
-            node_limit=ORACLE_NODE_LIMIT,
-            time_limit_s=ORACLE_TIME_LIMIT_S,
+            mip_gap=HINDSIGHT_MIP_GAP,
+            node_limit=HINDSIGHT_NODE_LIMIT,
+            time_limit_s=HINDSIGHT_TIME_LIMIT_S,
             forecaster="perfect",
             sub_mip_heuristics=True,
-            rounding_gap=ORACLE_ROUNDING_GAP if several_blocks else None,
+            rounding_gap=HINDSIGHT_ROUNDING_GAP if several_blocks else None,
             min_session_min=None,  # a fleet-level plan: sessions are the dispatcher's
             tail_period_min=None,  # relax-and-fix makes every period integral in turn
         )
@@ -180,7 +180,7 @@ class Oracle(Intelligent):
         self._period = -1
 
     def replan(self, trigger: str) -> None:
-        """The oracle never re-plans: its plan covers the whole run."""
+        """The hindsight plan never re-plans: its plan covers the whole run."""
 
     # ----------------------------------------------------------------- dispatch
     def on_step(self, t: int) -> None:
@@ -254,11 +254,11 @@ class Oracle(Intelligent):
         return self._emergency(vehicle) and vehicle.battery.may_start_charging(1.0)
 
     def request(self, vehicle) -> None:
-        """The safety net: first come first served (the oracle does not negotiate)."""
+        """The safety net: first come first served (the hindsight plan does not negotiate)."""
         FirstComeFirstServed.request(self, vehicle)
 
     def booking(self, vehicle):
-        """The oracle dispatches per period; it has no per-vehicle bookings."""
+        """The hindsight plan dispatches per period; it has no per-vehicle bookings."""
         return None
 
     def planned_now(self, vehicle, t: float) -> bool:
