@@ -1,9 +1,9 @@
 """Campaign throughput: runs per minute and the share of time spent in optimisation.
 
 Runs an experiment campaign with :class:`agentev.ExperimentalFramework` (default: the whole
-default campaign, 4 scenarios x every strategy x 30 replications; the hindsight plan's whole-run MILP
-is solved once per scenario and seed and cached) in a fresh output directory, then prints
-from its ``timing.csv``:
+default campaign, 4 scenarios x every strategy x 30 replications; the hindsight plan's
+whole-run MILP is solved once per scenario and seed and cached) in a fresh output
+directory, then prints from its ``timing.csv``:
 
 * the campaign's wall time, runs and reports (``generate_reports``) included, and the runs
   per minute (target: the default campaign in under 20 minutes on a 2-core machine);
@@ -12,9 +12,9 @@ from its ``timing.csv``:
 * with ``--replications`` below 30, the projected wall time of 30 replications (the same
   per-run cost, the same number of workers).
 
-The hindsight plans' cache (and the lower bounds') starts empty (a temporary ``$AGENTEV_CACHE_DIR``), so every hindsight
-plan is solved in the measured time; ``--keep-cache`` uses the usual cache instead (a rerun
-of a campaign whose plans are cached).
+The hindsight plans' and lower bounds' cache starts empty (a temporary
+``$AGENTEV_CACHE_DIR``), so every hindsight plan is solved in the measured time;
+``--keep-cache`` uses the usual cache instead (a rerun of a campaign whose plans are cached).
 
 Usage: ``python benchmarks/bench_campaign.py [--replications 30] [--scenarios ...]
 [--strategies ...] [--workers 2] [--simulation-time H] [--output-dir DIR] [--keep-cache]``.
@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--simulation-time", type=float, default=None)
     parser.add_argument("--output-dir", default=None, help="default: a temporary directory")
     parser.add_argument(
-        "--keep-cache", action="store_true", help="use the cached hindsight plans and lower bounds (default: none)"
+        "--keep-cache",
+        action="store_true",
+        help="use the cached plans and bounds (default: none)",
     )
     args = parser.parse_args()
     if not args.keep_cache:  # the workers inherit it: every hindsight plan is solved and timed
