@@ -17,7 +17,7 @@ from agentev.optimization.bound import (
     cheapest_bill,
     objective_lower_bound,
 )
-from agentev.outputs import model_metrics
+from agentev.outputs import fleet_frame, model_metrics
 from agentev.strategies import STRATEGIES
 from agentev.strategies.base import ChargingStrategy
 
@@ -40,7 +40,7 @@ def bill_of(model: FactoryModel) -> tuple[float, float]:
     """The run's bill and the cheapest bill of its operations."""
     m = model_metrics(model)
     rec = model.recorder
-    fleet = rec_fleet(model)
+    fleet = fleet_frame(model)
     cheapest = cheapest_bill(
         rec.timeseries(),
         rec.grid(),
@@ -51,15 +51,6 @@ def bill_of(model: FactoryModel) -> tuple[float, float]:
         model.config.site.grid_limit_kw,
     )
     return m["energy_cost_adjusted"].value + m["demand_charge"].value, cheapest.bill
-
-
-def rec_fleet(model: FactoryModel):
-    from agentev.outputs import fleet_frame
-
-    fleet = fleet_frame(model)
-    port_kw = max(c.spec.power_kw for c in model.chargers.values())
-    fleet["max_power_kw"] = [min(v.vtype.max_charge_power_kw, port_kw) for v in model.vehicles]
-    return fleet
 
 
 CASES = [
