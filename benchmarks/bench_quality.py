@@ -16,7 +16,7 @@ Then issue 16's targets for ``intelligent``: at least 60 % of the possible savin
 at least 99 % of fcfs's completed tasks in every seed, no SoC violation. And the share of
 fcfs's bill that charging can move at all (the bill minus the base load's demand charge).
 
-Usage: ``python benchmarks/bench_quality.py [--scenarios light,heavy,flexible,continuous]
+Usage: ``python benchmarks/bench_quality.py [--scenarios light,heavy,flexible,continuous,heavy-tou]
 [--seeds 30] [--strategies fcfs,negotiation,intelligent,hindsight] [--workers 2]``; the
 strategies may include the breakdown variants ``intelligent-perfect`` and ``intelligent-24h``.
 """
@@ -89,7 +89,7 @@ def fmt(x: np.ndarray, scale: float = 1.0, pct: bool = False) -> str:
 def main() -> None:
     """Run the paired comparison and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="light,heavy,flexible,continuous")
+    parser.add_argument("--scenarios", default="light,heavy,flexible,continuous,heavy-tou")
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--workers", type=int, default=2)

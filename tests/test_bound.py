@@ -60,6 +60,7 @@ CASES = [
     ("heavy", 3, 4.0),
     ("flexible", 2, 4.0),
     ("continuous", 1, 4.0),
+    ("heavy-tou", 4, 4.0),
 ]
 
 

@@ -21,7 +21,7 @@ LIGHT = (SCENARIO_DIR / "light.toml").read_text()
 ROW_1 = "#..............................#"
 
 
-@pytest.mark.parametrize("name", ["light", "heavy", "flexible", "continuous"])
+@pytest.mark.parametrize("name", ["light", "heavy", "flexible", "continuous", "heavy-tou"])
 def test_builtin_scenario_loads_and_builds_a_model(name):
     assert name in available_scenarios()
     cfg = load_scenario(name)
