@@ -366,17 +366,59 @@ class Intelligent(FirstComeFirstServed):
                     holders = list(charger.occupant)
                 else:
                     continue
-                movable = [
-                    h
-                    for h in holders
-                    if h is not None
-                    and not self.protocol.holds_booking(h)
-                    and not self._emergency(h)
-                    and not (h.battery.lead_acid and h.soc < h.charge_until)
-                ]
+                movable = self._movable(holders)
                 if movable:
                     self._release(max(movable, key=lambda h: (h.soc, -h.unique_id)))
                     self.request_replan("safety_net_priority")
+                elif self._emergency(vehicle) and self._send_elsewhere(vehicle, charger):
+                    self.request_replan("safety_net_priority")
+
+    def _movable(self, holders) -> list:
+        """The holders that may make way.
+
+        Not one on a negotiated slot, nor one itself below the safety margin, nor a lead-acid
+        battery mid-charge.
+        """
+        return [
+            h
+            for h in holders
+            if h is not None
+            and not self.protocol.holds_booking(h)
+            and not self._emergency(h)
+            and not (h.battery.lead_acid and h.soc < h.charge_until)
+        ]
+
+    def _send_elsewhere(self, vehicle, charger) -> bool:
+        """Send a vehicle below the safety margin, queued where no holder may make way, elsewhere.
+
+        It takes the port that another charger's fullest movable holder gives up, and gives
+        its own negotiated booking back (flexible seed 8: an AGV waited 100 minutes behind a
+        lead-acid forklift, and standby power took it below its ``min_soc``).
+
+        Returns:
+            Whether the vehicle was sent.
+        """
+        candidates = [
+            (h, other)
+            for other in self.model.chargers.values()
+            if other is not charger and not other.failed
+            for h in self._movable(other.occupant)
+        ]
+        if not candidates:
+            return False
+        holder, other = max(candidates, key=lambda c: (c[0].soc, -c[0].unique_id))
+        port = other.occupant.index(holder)
+        self._release(holder)
+        if other.occupant[port] is not None or other.reserved[port] is not None:
+            return False
+        self.protocol.give_back(vehicle, "safety_net")
+        charger.cancel(vehicle)
+        if vehicle in self.queue:
+            self.queue.remove(vehicle)
+        self.commands.charge(
+            vehicle.unique_id, other.charger_id, self._safety_target(vehicle), port=port
+        )
+        return True
 
     def planned_power_kw(self, vehicle, t: float) -> float | None:
         """The plan's grid power for a vehicle charging on its booking at ``t`` (kW), or None.

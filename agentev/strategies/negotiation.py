@@ -400,6 +400,11 @@ class Negotiation(ChargingStrategy):
         """Cancel the failed charger's bookings (its vehicles have already asked again)."""
         self.desks[charger.charger_id].charger_failed()
 
+    def give_back(self, vehicle, reason: str) -> None:
+        """Give a confirmed booking back to its charger (the vehicle charges elsewhere)."""
+        if self.agents[vehicle.unique_id].booking is not None:
+            self._drop_booking(vehicle, reason)
+
     def holds_booking(self, vehicle) -> bool:
         """Whether the vehicle negotiates or holds a negotiated booking."""
         return self.agents[vehicle.unique_id].busy
