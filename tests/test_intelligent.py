@@ -340,3 +340,18 @@ def test_a_backlog_while_vehicles_charge_makes_the_plan_stale():
     # each backlog plan follows an ask by at most the quarter-hour between stale plans
     for when in backlog["time_min"]:
         assert any(when - STALE_REPLAN_GAP_MIN - 1e-9 <= t <= when for t, _, _ in asked)
+
+
+def test_a_vehicle_stuck_behind_a_lead_acid_charge_is_sent_to_another_port(tmp_path):
+    # flexible seed 8: AGV 1, below its safety margin, queued at C4 behind a lead-acid
+    # forklift that may not be interrupted; before the safety net looked at other chargers it
+    # waited 100 minutes and standby power took it below min_soc
+    model, _ = run_and_write(
+        tmp_path, references=False, scenario="flexible", rng=8, strategy="intelligent"
+    )
+    ts = model.recorder.timeseries()
+    min_soc = {v.unique_id: v.battery.min_soc for v in model.vehicles}
+    assert (ts["soc"] >= ts["vehicle_id"].map(min_soc) - 1e-12).all()
+    released = [m for m in model.strategy.protocol.messages if m.get("reason") == "safety_net"]
+    assert released, "the stuck vehicle gave its slot back"
+    assert_invariants(tmp_path, model)
