@@ -2,7 +2,10 @@
 
 The controller needs the task demand of each period of its horizon. A forecaster maps a start
 time and a number of periods to expected arrivals per period; the machine-learning
-forecasters plug in behind the same interface.
+forecasters (:mod:`agentev.forecasting.adapter`) plug in behind the same interface.
+
+* :class:`ZeroForecaster`: no demand at all (``none``: the controller plans on the backlog
+  alone; for ablation).
 
 * :class:`ArrivalRateForecaster`: the scenario's expected arrival rate (its arrival process,
   not the realised future). For ``flexible`` scenarios the hourly factors have mean 1, so the
@@ -61,6 +64,16 @@ class ArrivalRateForecaster(DemandForecaster):
         return np.diff(counts)
 
 
+class ZeroForecaster(DemandForecaster):
+    """Forecasts no task arrivals (the ``none`` forecaster)."""
+
+    name = "none"
+
+    def arrivals(self, start_min: float, periods: int, period_min: float) -> np.ndarray:
+        """Zero arrivals in each period."""
+        return np.zeros(periods)
+
+
 class PerfectForecaster(DemandForecaster):
     """The realised arrivals of the run's task trace."""
 
@@ -75,4 +88,7 @@ class PerfectForecaster(DemandForecaster):
         return np.diff(np.searchsorted(self._release, edges, side="left")).astype(float)
 
 
+#: The forecasters the twin controller builds today (``agentev.optimization.controller``):
+#: the scenario parser accepts these. :data:`agentev.forecasting.FORECASTER_NAMES` lists every
+#: name :func:`agentev.forecasting.make_forecaster` knows.
 FORECASTERS = ("rate", "perfect")
