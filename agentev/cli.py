@@ -23,6 +23,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from agentev.forecasting import FORECASTER_NAMES
 from agentev.metrics import DEFINITIONS, Metric
 from agentev.scenario import DEFAULT_SCENARIO, ScenarioError, check_int
 from agentev.strategies import DEPRECATED_STRATEGIES, STRATEGIES
@@ -69,9 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--grid-limit-kw", type=float, default=None, help="grid limit (kW)")
     run.add_argument(
         "--forecaster",
-        choices=("rate", "perfect"),
+        choices=FORECASTER_NAMES,
         default=None,
         help="task demand forecaster of the twin controller (default: the scenario's)",
+    )
+    run.add_argument(
+        "--forecast-quantile",
+        type=float,
+        default=None,
+        help="robust planning: plan for this upper quantile of the learned forecast, in "
+        "(0.5, 1) (default: the scenario's, else the mean)",
     )
     run.add_argument(
         "--hindsight",
@@ -250,6 +258,7 @@ def _run(args: argparse.Namespace) -> int:
         charge_threshold=args.charge_threshold,
         grid_limit_kw=args.grid_limit_kw,
         forecaster=args.forecaster,
+        forecast_quantile=args.forecast_quantile,
         references=args.references,
         hindsight=args.hindsight or args.oracle,
     )

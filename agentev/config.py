@@ -216,6 +216,14 @@ class ControllerConfig:
     alpha_utilization: float = ALPHA_UTILIZATION
     solver: str = "highs"
     forecaster: str = "rate"
+    #: Robust planning: plan for this upper quantile of the learned forecasters' task demand
+    #: (e.g. 0.9) rather than its mean; None: the mean.
+    forecast_quantile: float | None = None
+    #: Days of simulated history before the run that the learned forecasters train on.
+    warmup_days: int = 7
+    #: A CSV task log (format: docs/forecasting.md) the learned forecasters train on instead
+    #: of simulated days; None: simulate ``warmup_days``.
+    task_log: str | None = None
 
 
 @dataclass(frozen=True)

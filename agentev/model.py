@@ -105,7 +105,11 @@ class FactoryModel(mesa.Model):
         optimization_interval_h: Controller interval (hours).
         period_min: Optimisation period length (minutes).
         solver: Optimisation solver name.
-        forecaster: Task demand forecaster of the controller (``rate`` or ``perfect``).
+        forecaster: Task demand forecaster of the controller (``agentev.forecasting``:
+            ``rate``, ``none``, ``naive``, ``random_forest``, ``gaussian_process``,
+            ``ensemble``, ``lstm`` or ``perfect``).
+        forecast_quantile: Robust planning: plan for this upper quantile of the learned
+            forecast (e.g. 0.9); None: the scenario's (default: the mean).
         message_latency_s: Negotiation message latency (seconds).
         rng: Seed (int) or numpy Generator; the same seed gives the same run.
     """
@@ -128,6 +132,7 @@ class FactoryModel(mesa.Model):
         period_min: float | None = None,
         solver: str | None = None,
         forecaster: str | None = None,
+        forecast_quantile: float | None = None,
         message_latency_s: float | None = None,
         rng: Any = None,
     ) -> None:
@@ -149,6 +154,7 @@ class FactoryModel(mesa.Model):
             period_min=period_min,
             solver=solver,
             forecaster=forecaster,
+            forecast_quantile=forecast_quantile,
             message_latency_s=message_latency_s,
         )
         self.config = cfg

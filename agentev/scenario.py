@@ -30,7 +30,7 @@ from agentev.config import (
     TaskConfig,
     VehicleType,
 )
-from agentev.forecasting import FORECASTERS
+from agentev.forecasting import FORECASTER_NAMES as FORECASTERS
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_SCENARIO = "light"
@@ -192,6 +192,18 @@ def check_number(
     if low is not None and (value < low or (low_open and value == low)):
         raise ScenarioError(f"{source}: {name} = {value!r}: {allowed}")
     if high is not None and value > high:
+        raise ScenarioError(f"{source}: {name} = {value!r}: {allowed}")
+    return float(value)
+
+
+def check_quantile(value: Any, name: str, source: str = "parameter") -> float:
+    """Check a robust-planning quantile: a number in (0.5, 1).
+
+    Raises:
+        ScenarioError: naming the field, the value and the allowed range.
+    """
+    allowed = "must be a number > 0.5 and < 1 (an upper quantile, e.g. 0.9)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 < value < 1:
         raise ScenarioError(f"{source}: {name} = {value!r}: {allowed}")
     return float(value)
 
@@ -393,6 +405,13 @@ def _controller(r: _Reader) -> ControllerConfig:
         alpha_utilization=r.number("alpha_utilization", d.alpha_utilization, low=0.0),
         solver=r.string("solver", d.solver),
         forecaster=r.string("forecaster", d.forecaster, choices=FORECASTERS),
+        forecast_quantile=(
+            check_quantile(r.raw("forecast_quantile"), r.field("forecast_quantile"), r.source)
+            if r.has("forecast_quantile")
+            else None
+        ),
+        warmup_days=r.integer("warmup_days", d.warmup_days, low=1),
+        task_log=r.string("task_log") if r.has("task_log") else None,
     )
     ratio = cfg.tail_period_min / cfg.period_min
     if abs(ratio - round(ratio)) > 1e-9:
@@ -577,6 +596,14 @@ def apply_overrides(cfg: ScenarioConfig, **overrides: Any) -> ScenarioConfig:
                     f"{src}: forecaster = {value!r}: allowed: {', '.join(FORECASTERS)}"
                 )
             controller[key] = value
+        elif key == "forecast_quantile":
+            controller[key] = check_quantile(value, key, src)
+        elif key == "warmup_days":
+            controller[key] = check_int(value, key, low=1, source=src)
+        elif key == "task_log":
+            if not isinstance(value, (str, Path)) or not str(value):
+                raise ScenarioError(f"{src}: task_log = {value!r}: must be a CSV file's path")
+            controller[key] = str(value)
         elif key in ("period_min",):
             controller[key] = check_number(value, key, low=1.0, source=src)
         elif key in CONTROLLER_KEYS:

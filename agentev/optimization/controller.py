@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentev.config import ScenarioConfig
-from agentev.forecasting import ArrivalRateForecaster, DemandForecaster, PerfectForecaster
+from agentev.forecasting import DemandForecaster, load_task_log, make_forecaster
 from agentev.objective import Normalisers, scenario_normalisers
 from agentev.optimization.hierarchical import HIERARCHICAL_MIN_VEHICLES, make_planner
 from agentev.optimization.planner import (
@@ -84,8 +84,14 @@ class OptimizationController:
             objectives were identical, run by run, on light, heavy and flexible seeds 0-15
             and continuous 0-3, and light seed 55's day took 4.1 s rather than 6.1 s.
         time_limit_s: Wall-clock safety net per solve (s).
-        forecaster: ``"rate"`` (the scenario's expected arrival rate) or ``"perfect"`` (the
-            realised task trace, for ablation).
+        forecaster: The task demand forecaster by name (``agentev.forecasting``): ``"rate"``
+            (the scenario's expected arrival rate), ``"none"``, a learned one (``"naive"``,
+            ``"random_forest"``, ``"gaussian_process"``, ``"ensemble"``, ``"lstm"``) or
+            ``"perfect"`` (the realised task trace, for ablation).
+        forecast_quantile: Robust planning: the learned forecasters' upper quantile of the
+            task demand that the plan provides for (e.g. 0.9); None: their mean.
+        warmup_days: Days of simulated history the learned forecasters train on.
+        task_log: A CSV task log to train the learned forecasters on instead (path).
         soc_reserve: The plan keeps each battery this far above its ``min_soc`` (a soft
             bound, fraction of capacity): the forecast spreads the work evenly over the
             fleet, the real work comes in jobs, and a vehicle that drops below its safety
@@ -119,6 +125,9 @@ class OptimizationController:
         node_limit: int = 500,
         time_limit_s: float = 20.0,
         forecaster: str = "rate",
+        forecast_quantile: float | None = None,
+        warmup_days: int = 7,
+        task_log: str | None = None,
         soc_reserve: float = 0.10,
         sub_mip_heuristics: bool = False,
         rounding_gap: float | None = None,
@@ -149,6 +158,9 @@ class OptimizationController:
             else coarse_tail_lengths(self.periods, period_min, self.binary_periods, tail_period_min)
         )
         self.forecaster_name = forecaster
+        self.forecast_quantile = forecast_quantile
+        self.warmup_days = warmup_days
+        self.task_log = task_log
         self.soc_reserve = soc_reserve
         self.planner: ChargingPlanner | None = None
         self.forecaster: DemandForecaster | None = None
@@ -161,10 +173,13 @@ class OptimizationController:
         self.config = cfg
         self.tariff = model.tariff
         self.norms: Normalisers = scenario_normalisers(cfg)
-        if self.forecaster_name == "perfect":
-            self.forecaster = PerfectForecaster([t.release_min for t in model.task_trace])
-        else:
-            self.forecaster = ArrivalRateForecaster(cfg.tasks)
+        self.forecaster = make_forecaster(
+            self.forecaster_name,
+            model,
+            history=load_task_log(self.task_log) if self.task_log else None,
+            warmup_days=self.warmup_days,
+            quantile=self.forecast_quantile,
+        )
         self.duration_days = model.duration_min / 1440.0
         self.run_end_min = float(model.duration_min)
         #: The run's time-mean price: ``energy_cost_adjusted`` values the stored energy

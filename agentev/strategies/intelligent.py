@@ -117,6 +117,9 @@ class Intelligent(FirstComeFirstServed):
             period_min=c.period_min,
             solver=c.solver,
             forecaster=c.forecaster,
+            forecast_quantile=c.forecast_quantile,
+            warmup_days=c.warmup_days,
+            task_log=c.task_log,
             tail_period_min=c.tail_period_min,
         )
         self.period_min = c.period_min
