@@ -31,6 +31,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 #: Anscombe's variance-stabilising shift for counts: ``sqrt(y + 3/8)``.
 ANSCOMBE_SHIFT = 3.0 / 8.0
@@ -294,7 +295,9 @@ class GaussianProcessForecaster(Forecaster):
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.ones(d), (1e-2, 1e3)) + WhiteKernel(
             0.5, (1e-4, 1e2)
         )
-        with warnings.catch_warnings():
+        # one BLAS thread: at a few hundred rows threads gain nothing, and on a machine whose
+        # cores are busy (parallel runs) they spin and wait: 50 s instead of 5 s measured
+        with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
             # a length scale at its upper bound is a feature the GP found irrelevant: fine
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.gp_ = GaussianProcessRegressor(
@@ -302,7 +305,8 @@ class GaussianProcessForecaster(Forecaster):
             ).fit(self.scaler_.transform(X), z)
 
     def _latent(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-        mu, s = self.gp_.predict(self.scaler_.transform(X), return_std=True)
+        with threadpool_limits(1, user_api="blas"):
+            mu, s = self.gp_.predict(self.scaler_.transform(X), return_std=True)
         return mu, s
 
     def _predict_mean(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
