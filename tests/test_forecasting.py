@@ -313,3 +313,35 @@ def test_bad_csv_input_names_line_column_value_and_what_is_allowed(tmp_path, tex
     path.write_text(text)
     with pytest.raises(TaskLogError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_task_log(path)
+
+
+def test_a_plant_log_trains_a_running_models_forecaster(tmp_path):
+    history = simulate_history(load_scenario("light"), 3, seed=5).shifted(3 * 1440.0 + 2880.0)
+    path = tmp_path / "plant.csv"
+    path.write_text(
+        "release_min,pickup_min,delivery_min\n"
+        + "".join(
+            f"{r},{'' if np.isnan(p) else p},{'' if np.isnan(d) else d}\n"
+            for r, p, d in zip(
+                history.release_min, history.pickup_min, history.delivery_min, strict=True
+            )
+        )
+    )
+    # by default the log ends just after its last time: before midnight
+    assert 2880.0 + 2 * 1440.0 < load_task_log(path).end_min < 2880.0 + 3 * 1440.0
+    log = load_task_log(path, end_min=2880.0 + 3 * 1440.0, weekday_of_day0=2)
+    assert (log.start_min, log.end_min) == (2880.0, 2880.0 + 3 * 1440.0)
+    # a log ending inside a day is extended to midnight with no tasks
+    short = load_task_log(path).as_warm_up()
+    assert short.end_min == 0.0 and short.num_tasks == log.num_tasks
+    warm = log.as_warm_up()
+    assert warm.end_min == 0.0 and warm.start_min == -3 * 1440.0
+    assert warm.weekday_of_day0 == (2 + 5) % 7  # minute 0 is the old day 5
+    model = FactoryModel("light", strategy="fcfs", rng=3)
+    model.run_until(120)
+    naive = make_forecaster("naive", model, history=log)
+    assert naive.history.end_min == 0.0
+    np.testing.assert_allclose(
+        naive.arrivals(120.0, 4, 15.0),
+        period_values(warm, "tasks", 120.0 - 1440.0 + 15.0 * np.arange(4), 15.0),
+    )

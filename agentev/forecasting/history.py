@@ -37,6 +37,7 @@ HISTORY_STREAM_KEY = 1000
 
 #: Time columns of a CSV task log: minutes (``*_min``) or ISO 8601 timestamps (``*_time``).
 TIME_FIELDS = ("release", "pickup", "delivery")
+DAY_MIN = 1440.0
 
 
 class TaskLogError(ValueError):
@@ -103,6 +104,26 @@ class TaskLog:
             delivery_min=self.delivery_min + offset_min,
             start_min=self.start_min + offset_min,
             end_min=self.end_min + offset_min,
+        )
+
+    def as_warm_up(self) -> TaskLog:
+        """The log moved by whole days so that it ends at minute 0, where a run starts.
+
+        Whole days keep the time of day (and the weekday: ``weekday_of_day0`` follows). A log
+        that ends inside a day is extended to midnight with no tasks and, if it has energy,
+        zero energy in the added minutes (export whole days to avoid it).
+        """
+        days = math.ceil(self.end_min / DAY_MIN - 1e-9)
+        moved = self.shifted(-DAY_MIN * days)
+        energy = moved.energy_kwh_per_min
+        if energy is not None:
+            pad = max(0, int(round(-moved.start_min)) - len(energy))
+            energy = np.concatenate([energy, np.zeros(pad)])
+        return replace(
+            moved,
+            end_min=0.0,
+            energy_kwh_per_min=energy,
+            weekday_of_day0=(self.weekday_of_day0 + days) % 7,
         )
 
     def then(self, later: TaskLog) -> TaskLog:

@@ -113,7 +113,9 @@ def make_forecaster(
             past (the learners' inputs while it runs).
         config: The scenario, when there is no model.
         history: Training history; default: ``warmup_days`` simulated before the measured
-            day (:func:`simulate_history`, from the run's seed).
+            day (:func:`simulate_history`, from the run's seed). With a model, a history
+            that does not end at minute 0 (a CSV log) is moved there by whole days
+            (:meth:`TaskLog.as_warm_up`).
         observed: The realised past after the history, when there is no model.
         warmup_days: Days of simulated history.
         spec: Features; default: :func:`default_spec`.
@@ -146,6 +148,9 @@ def make_forecaster(
                 "warm-up days from"
             )
         history = simulate_history(cfg, warmup_days, seed=model.seed)
+    elif model is not None and observed is None and history.end_min != 0.0:
+        # a plant's log (its own minutes or dates) goes before the run's minute 0
+        history = history.as_warm_up()
     if spec is None:
         if cfg is None:
             raise ValueError(f"forecaster {name!r} needs spec= or a scenario (model or config=)")
