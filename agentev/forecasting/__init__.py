@@ -23,7 +23,6 @@ from typing import Any
 
 from agentev.forecasting.adapter import LearnedDemandForecaster, ModelObserver
 from agentev.forecasting.demand import (
-    FORECASTERS,
     ArrivalRateForecaster,
     DemandForecaster,
     PerfectForecaster,
@@ -40,6 +39,7 @@ from agentev.forecasting.history import (
 )
 from agentev.forecasting.registry import (
     FORECASTER_NAMES,
+    FORECASTERS,
     LEARNER_NAMES,
     learner,
     make_forecaster,

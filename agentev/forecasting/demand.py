@@ -86,9 +86,3 @@ class PerfectForecaster(DemandForecaster):
         """Tasks released in each period."""
         edges = start_min + period_min * np.arange(periods + 1)
         return np.diff(np.searchsorted(self._release, edges, side="left")).astype(float)
-
-
-#: The forecasters the twin controller builds today (``agentev.optimization.controller``):
-#: the scenario parser accepts these. :data:`agentev.forecasting.FORECASTER_NAMES` lists every
-#: name :func:`agentev.forecasting.make_forecaster` knows.
-FORECASTERS = ("rate", "perfect")

@@ -45,6 +45,8 @@ LEARNERS: dict[str, tuple[str, str]] = {
 }
 LEARNER_NAMES = tuple(LEARNERS)
 FORECASTER_NAMES = ("none", "rate", "perfect", *LEARNER_NAMES)
+#: The old name of :data:`FORECASTER_NAMES` (every name the controller accepts).
+FORECASTERS = FORECASTER_NAMES
 
 #: Days of history from which the weekday becomes a feature (with fewer, each weekday is
 #: one or two days' noise).
