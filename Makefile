@@ -12,17 +12,17 @@ STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard agentev tests viz benchmarks)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup glpk chromium webassets run test bench clean
+.PHONY: help setup glpk chromium mosquitto webassets run test bench clean
 
 help:
-	@echo "make setup  - install glpk-utils and chromium (if missing), create .venv,"
-	@echo "              pip install -e '.[dev]', fetch Solara's web assets (npm registry)"
+	@echo "make setup  - install glpk-utils, chromium and mosquitto (if missing), create .venv,"
+	@echo "              pip install -e '.[dev,lstm]', fetch Solara's web assets (npm registry)"
 	@echo "make run    - run the light scenario with the fcfs strategy (seed 42)"
 	@echo "make test   - ruff check + pytest"
 	@echo "make bench  - run benchmarks/bench_core.py"
 	@echo "make clean  - remove .venv, caches and build artefacts"
 
-setup: glpk chromium $(STAMP) webassets
+setup: glpk chromium mosquitto $(STAMP) webassets
 
 # GLPK's glpsol is a system binary (used by Pyomo); install it from Debian if missing.
 glpk:
@@ -45,6 +45,17 @@ chromium:
 		[ -x /usr/bin/chromium ] || { echo "ERROR: /usr/bin/chromium still missing after installing chromium" >&2; exit 1; }; \
 	fi
 
+# Debian's Mosquitto MQTT broker, for the twin's MQTT tests (tests/mqtt_broker.py starts a
+# private one on a free port of 127.0.0.1; a system service on port 1883 is not used).
+mosquitto:
+	@if [ ! -x /usr/sbin/mosquitto ]; then \
+		echo ">> /usr/sbin/mosquitto not found: installing mosquitto"; \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -q; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto; \
+		[ -x /usr/sbin/mosquitto ] || { echo "ERROR: /usr/sbin/mosquitto still missing after installing mosquitto" >&2; exit 1; }; \
+	fi
+
 # Solara's JavaScript/CSS/fonts from the npm registry into ~/.cache/agentev/solara-assets
 # (or $AGENTEV_ASSETS_DIR), so the interactive page renders without CDN access.
 # Downloads only what is missing.
@@ -64,7 +75,7 @@ $(STAMP): pyproject.toml setup.cfg
 		exit 1; \
 	fi
 	$(VPY) -m pip install --upgrade pip
-	$(VPY) -m pip install -e '.[dev]'
+	$(VPY) -m pip install -e '.[dev,lstm]'
 	@touch $(STAMP)
 
 run: setup

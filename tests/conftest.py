@@ -13,6 +13,7 @@ from hypothesis import settings
 from agentev.model import FactoryModel
 from agentev.scenario import SCENARIO_DIR
 from tests.helpers import run_model
+from tests.mqtt_broker import mqtt_broker  # noqa: F401 - the fixture, for every test file
 
 # CI explores the same hypothesis examples on every run (a red run is reproducible);
 # `HYPOTHESIS_PROFILE=explore pytest` draws new ones.

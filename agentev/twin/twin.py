@@ -1,0 +1,310 @@
+"""The twin side: mirror the fleet from its telemetry, plan, and send charging commands.
+
+:class:`Twin` subscribes to every vehicle's ``state`` and ``connection`` messages, checks
+each against the official schema and agentev's ranges (a bad message is counted by reason
+and dropped whole), keeps a :class:`~agentev.twin.mirror.FleetMirror`, and every
+``optimization_interval_h`` of the plant's clock runs the
+:class:`~agentev.optimization.controller.OptimizationController` on the mirrored state. Its
+plan becomes bookings (the same :func:`~agentev.strategies.intelligent.bookings_from_plan` as
+the ``intelligent`` strategy): at a booking's start the twin sends ``startCharging``
+(charger, target state of charge), at its end ``stopCharging``. It sends nothing to a stale
+vehicle, and never stops a vehicle below its charge threshold (the vehicle's own safety
+rule would send it straight back).
+
+The twin's clock is the plant's: the time of the newest state message or clock tick. It
+acknowledges every clock tick after it has acted on it, so a plant in lockstep waits for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentev.model import FactoryModel
+from agentev.optimization.controller import OptimizationController
+from agentev.strategies.intelligent import Booking, bookings_from_plan
+from agentev.twin.messages import (
+    START_CHARGING,
+    STOP_CHARGING,
+    ChargeCommand,
+    MessageError,
+)
+from agentev.twin.mirror import FleetMirror
+from agentev.twin.plant import clock_topic, decode_tick, encode_tick
+from agentev.twin.transport import Transport
+from agentev.twin.vda5050 import VDA5050
+
+
+@dataclass
+class TwinCounters:
+    """What the twin received, rejected and sent."""
+
+    received: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    commands_sent: int = 0
+    plans: int = 0
+    plan_fallbacks: int = 0
+    connection: dict[str, str] = field(default_factory=dict)
+    #: Wall-clock seconds from a tick's arrival to its commands' publication.
+    loop_latency_s: list[float] = field(default_factory=list)
+
+
+class Twin:
+    """The digital twin of a fleet on the wire.
+
+    Args:
+        transport: Where to subscribe and publish.
+        model: A model of the plant's scenario (same duration): the twin's static
+            knowledge (fleet, chargers, layout, tariff, controller settings). Never stepped.
+        protocol: The VDA 5050 version and names.
+        control: Run the controller and send commands (False: only mirror).
+        stale_after_s: Age of a vehicle's last state beyond which it is stale (simulated s).
+        solver: The controller's solver (``highs`` or ``glpk``); None: the scenario's.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        model: FactoryModel,
+        protocol: VDA5050 | None = None,
+        *,
+        control: bool = True,
+        stale_after_s: float = 180.0,
+        solver: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.model = model
+        self.protocol = protocol or VDA5050()
+        self.control = control
+        self.mirror = FleetMirror(model, stale_after_min=stale_after_s / 60.0)
+        self.counters = TwinCounters()
+        c = model.config.controller
+        self.controller = OptimizationController(
+            prediction_horizon=c.prediction_horizon_h,
+            optimization_interval=c.optimization_interval_h,
+            period_min=c.period_min,
+            solver=solver or c.solver,
+            forecaster="rate" if c.forecaster == "perfect" else c.forecaster,
+            forecast_quantile=c.forecast_quantile,
+        )
+        self.controller.attach(model)
+        self.interval_min = c.optimization_interval_h * 60.0
+        self.next_plan_min = 0.0
+        self.bookings: dict[str, list[Booking]] = {}
+        self._action_seq = 0
+        self._header: dict[str, int] = {}
+        self.ended = False
+        #: Per minute of the twin's clock: (time_min, vehicle_id, soc_estimate, stale).
+        self.estimates: list[tuple[float, int, float, bool]] = []
+        self._estimated_to = -1
+        p = self.protocol
+        transport.subscribe(p.subscription("state"), self._on_state)
+        transport.subscribe(p.subscription("connection"), self._on_connection)
+        transport.subscribe(clock_topic(p.manufacturer, "plant"), self._on_tick)
+
+    # ----------------------------------------------------------------- receiving
+    def _reject(self, reason: str) -> None:
+        r = self.counters.rejected
+        r[reason] = r.get(reason, 0) + 1
+
+    def handle(self, topic: str, payload: bytes) -> str:
+        """Take one state message: its outcome (``applied``, ``duplicate``, ... or a reason).
+
+        Never raises for a bad message: it is counted under its reason and changes nothing.
+        """
+        self.counters.received += 1
+        try:
+            serial, kind = self.protocol.parse_topic(topic)
+            if kind != "state":
+                raise MessageError("topic", f"topic = {topic!r}: allowed: a state topic")
+            report = self.protocol.decode_state(payload)
+            if report.serial != serial:
+                raise MessageError(
+                    "unknown", f"serialNumber = {report.serial!r} on the topic of {serial!r}"
+                )
+        except MessageError as exc:
+            self._reject(exc.reason)
+            return exc.reason
+        if not (-1.0 <= report.time_min - self.mirror.now_min <= 7 * 1440.0) and (
+            self.mirror.counters.applied
+        ):
+            self._reject("range")
+            return "range"
+        outcome = self.mirror.apply(report)
+        if outcome == "unknown_vehicle":
+            self._reject("unknown")
+        return outcome
+
+    def _on_state(self, topic: str, payload: bytes) -> None:
+        self.handle(topic, payload)
+
+    def _on_connection(self, topic: str, payload: bytes) -> None:
+        try:
+            serial, state = self.protocol.decode_connection(payload)
+        except MessageError as exc:
+            self._reject(exc.reason)
+            return
+        if serial in self.mirror.vehicles:
+            self.counters.connection[serial] = state
+
+    def _on_tick(self, topic: str, payload: bytes) -> None:
+        arrived = time.perf_counter()
+        try:
+            t, end = decode_tick(payload)
+        except MessageError as exc:
+            self._reject(exc.reason)
+            return
+        sent = self.advance(t)
+        if sent:
+            self.counters.loop_latency_s.append(time.perf_counter() - arrived)
+        self.transport.publish(clock_topic(self.protocol.manufacturer, "twin"), encode_tick(t, end))
+        self.ended = self.ended or end
+
+    # ----------------------------------------------------------------- control
+    def advance(self, now_min: float) -> int:
+        """Move the clock to ``now_min``, re-plan if due, send due commands; commands sent."""
+        self.mirror.advance(now_min)
+        for minute in range(self._estimated_to + 1, int(math.floor(now_min + 1e-9)) + 1):
+            for m in self.mirror.vehicles.values():
+                if m.report is not None:
+                    self.estimates.append((float(minute), m.vehicle_id, m.predict(minute), m.stale))
+            self._estimated_to = minute
+        if not self.control:
+            return 0
+        if now_min >= self.next_plan_min - 1e-9 and now_min < self.model.duration_min:
+            self.replan(now_min)
+            self.next_plan_min = now_min + self.interval_min
+        return self.send_due(now_min)
+
+    def replan(self, now_min: float) -> None:
+        """Plan on the mirrored state and keep its bookings."""
+        state = self.mirror.twin_state()
+        plan = self.controller.plan(state)
+        self.counters.plans += 1
+        self.counters.plan_fallbacks += int(plan.fallback)
+        views = state.vehicles
+        ids = [v.vehicle_id for v in views]
+        booked = bookings_from_plan(
+            plan,
+            now_min,
+            self.controller.period_min,
+            ids,
+            [v.capacity_kwh for v in views],
+            [self.mirror.vehicles_by_id[vid].vtype.max_soc for vid in ids],
+        )
+        self.bookings = {self.mirror.vehicles_by_id[vid].serial: b for vid, b in booked.items()}
+
+    def _command(self, serial: str, kind: str, now_min: float, booking: Booking | None) -> None:
+        self._action_seq += 1
+        header = self._header.get(serial, 0) + 1
+        self._header[serial] = header
+        command = ChargeCommand(
+            serial=serial,
+            kind=kind,
+            action_id=f"twin-{self._action_seq}",
+            time_min=now_min,
+            charger_id=booking.charger_id if booking is not None else None,
+            target_soc=booking.until_soc if booking is not None else None,
+            header_id=header,
+        )
+        doc = self.protocol.encode_command(command)
+        self.transport.publish(
+            self.protocol.topic(serial, "instantActions"),
+            self.protocol.dumps("instantActions", doc),
+        )
+        self.mirror.command_sent(serial, kind, command.action_id, now_min, command.target_soc)
+        self.counters.commands_sent += 1
+
+    def send_due(self, now_min: float) -> int:
+        """Start booked sessions that are due and stop those past their end."""
+        sent = 0
+        threshold = self.model.config.charge_threshold
+        for serial, sessions in self.bookings.items():
+            m = self.mirror.vehicles[serial]
+            r = m.report
+            if r is None or m.stale:
+                continue
+            active = next((b for b in sessions if b.start_min <= now_min + 1e-9 < b.end_min), None)
+            soc = m.predict(now_min)
+            if active is not None:
+                if (
+                    not r.charging
+                    and not r.busy
+                    and m.pending_start is None
+                    and soc < active.until_soc - 1e-6
+                    and (m.last_command is None or m.last_command[1] < active.start_min)
+                ):
+                    self._command(serial, START_CHARGING, now_min, active)
+                    sent += 1
+            elif (
+                r.charging
+                and soc >= threshold
+                and m.last_command is not None
+                and m.last_command[0] == START_CHARGING
+                and any(b.end_min <= now_min + 1e-9 for b in sessions)
+            ):
+                self._command(serial, STOP_CHARGING, now_min, None)
+                sent += 1
+        return sent
+
+    # ----------------------------------------------------------------- running
+    def serve(self, idle_timeout_s: float = 120.0) -> None:
+        """Handle messages until the plant's last tick (or ``idle_timeout_s`` of silence)."""
+        last = time.monotonic()
+        while not self.ended:
+            if self.transport.poll(0.5):
+                last = time.monotonic()
+            elif time.monotonic() - last > idle_timeout_s:
+                raise TimeoutError(f"no message from the plant for {idle_timeout_s:g} s")
+
+    def summary(self) -> dict[str, Any]:
+        """The twin's metrics (JSON-ready): traffic, rejections, divergence, control."""
+        c, mc = self.counters, self.mirror.counters
+        errors = np.asarray(mc.soc_errors) if mc.soc_errors else np.zeros(1)
+        latency = np.asarray(c.loop_latency_s) if c.loop_latency_s else np.zeros(1)
+        applied = max(mc.applied, 1)
+        return {
+            "messages_received": c.received,
+            "states_applied": mc.applied,
+            "duplicates": mc.duplicates,
+            "out_of_order": mc.out_of_order,
+            "rejected": dict(sorted(c.rejected.items())),
+            "soc_error_mean": float(errors.mean()),
+            "soc_error_max": float(errors.max()),
+            "state_mismatches": mc.mismatches,
+            "state_mismatch_share": mc.mismatches / applied,
+            "failed_actions": mc.failed_actions,
+            "stale_vehicles_now": sum(m.stale for m in self.mirror.vehicles.values()),
+            "plans": c.plans,
+            "plan_fallbacks": c.plan_fallbacks,
+            "commands_sent": c.commands_sent,
+            "control_latency_s_median": float(np.median(latency)),
+            "control_latency_s_p95": float(np.quantile(latency, 0.95)),
+            "connection": dict(sorted(c.connection.items())),
+        }
+
+
+def estimates_csv(twin: Twin) -> str:
+    """``time_min,vehicle_id,soc_estimate,stale`` rows of the twin's estimates."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["time_min", "vehicle_id", "soc_estimate", "stale"])
+    for t, vid, soc, stale in twin.estimates:
+        writer.writerow([repr(t), vid, repr(soc), int(stale)])
+    return buf.getvalue()
+
+
+def write_twin_outputs(twin: Twin, out_dir: str | Path) -> None:
+    """``twin.json`` (metrics) and ``twin_estimates.csv`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "twin.json").write_text(json.dumps(twin.summary(), indent=2) + "\n")
+    (out / "twin_estimates.csv").write_text(estimates_csv(twin))
