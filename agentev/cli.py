@@ -6,7 +6,9 @@
 * ``agentev monitor DIR``: a running campaign's progress, rate and ETA;
 * ``agentev sweep``: a parameter sweep (``mesa.batch_run``) or the objective weights' Pareto
   front;
-* ``agentev viz``: the interactive page in the browser, with no CDN access needed.
+* ``agentev viz``: the interactive page in the browser, with no CDN access needed;
+* ``agentev plant`` / ``agentev twin``: the simulated fleet and the live twin on an MQTT broker
+  (VDA 5050), see docs/twin.md.
 
 Examples::
 
@@ -112,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     from agentev import vizserver
 
     vizserver.add_parser(sub)
+    from agentev.twin import cli as twin_cli
+
+    twin_cli.add_parsers(sub)
     return parser
 
 
@@ -291,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agentev import vizserver
 
             return vizserver.run_command(args)
+        if args.command in ("plant", "twin"):
+            from agentev.twin import cli as twin_cli
+
+            return twin_cli.run_command(args)
     except (ScenarioError, ValueError) as exc:
         parser.exit(2, f"agentev: error: {_cli_message(str(exc))}\n")
     return 1

@@ -12,7 +12,9 @@ Each new report corrects the estimate; the difference between the estimate and t
 value just before the correction is the **SoC error** (the estimator's innovation). A report
 whose charging flag the twin did not predict (from the previous report, its own commands and
 the charge target it expects) is a **state mismatch**. Both are the twin's divergence from
-the plant, measured only from what the twin receives.
+the plant, measured only from what the twin receives: a change of the charging flag that the
+twin did not command (a vehicle's own charge below its threshold, a charge ending early) or a
+command not carried out counts once, in the first report that shows it.
 
 Reports are applied in header order per vehicle: a report with a header id at or below the
 last accepted one is a duplicate or out of order and is ignored. A vehicle whose last report
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING
 from agentev.agents.controller import ChargerView, TwinState, VehicleView
 from agentev.battery import Battery
 from agentev.tariff import DEMAND_INTERVAL_MIN
-from agentev.twin.messages import START_CHARGING, STOP_CHARGING, VehicleReport
+from agentev.twin.messages import START_CHARGING, VehicleReport
 
 if TYPE_CHECKING:
     from agentev.config import VehicleType
@@ -51,6 +53,8 @@ class VehicleMirror:
     last_command: tuple[str, float] | None = None
     #: A start sent and not yet reported plugged in, failed or finished (action id).
     pending_start: str | None = None
+    #: A stop sent: by this time (minutes) the vehicle must report it is not charging.
+    stop_due_min: float | None = None
     estimate_soc: float = math.nan
     estimate_min: float = 0.0
     stale: bool = False
@@ -72,14 +76,26 @@ class VehicleMirror:
             return -vt.handling_kw
         return -vt.idle_kw
 
-    def expects_charging(self, now_min: float, grace_min: float) -> bool:
-        """The charging flag the twin predicts for a report sampled at ``now_min``."""
+    def mismatch(self, report: VehicleReport) -> bool:
+        """Whether ``report``'s charging flag is one the twin did not predict.
+
+        A stop must show by ``stop_due_min`` (a report before it may show either flag);
+        otherwise the twin predicts the last report's flag, ending at the charge target.
+        """
+        if self.stop_due_min is not None:
+            if not report.charging:
+                self.stop_due_min = None
+                return False
+            if report.time_min < self.stop_due_min:
+                return False
+            self.stop_due_min = None
+            return True
+        return report.charging != self.expects_charging()
+
+    def expects_charging(self) -> bool:
+        """The charging flag the twin predicts for the next report, at its estimate now."""
         r = self.report
         charging = r.charging if r is not None else False
-        if self.last_command is not None:
-            kind, at = self.last_command
-            if kind == STOP_CHARGING and now_min >= at + grace_min:
-                charging = False
         if charging:
             top = self.vtype.max_soc if self.target_soc is None else self.target_soc
             if self.estimate_soc >= top - 1e-9:
@@ -172,7 +188,7 @@ class FleetMirror:
                 return "out_of_order"
             predicted = mirror.predict(report.time_min)
             c.soc_errors.append(abs(predicted - report.soc))
-            if report.charging != mirror.expects_charging(report.time_min, self.mismatch_grace_min):
+            if mirror.mismatch(report):
                 c.mismatches += 1
         known = {a.action_id for a in last.actions} if last is not None else set()
         for action in report.actions:
@@ -206,6 +222,7 @@ class FleetMirror:
             mirror.target_soc = target_soc
         else:
             mirror.pending_start = None
+            mirror.stop_due_min = time_min + self.mismatch_grace_min
 
     def advance(self, now_min: float) -> None:
         """Move the twin's clock to ``now_min``: estimates, staleness, site power per minute."""

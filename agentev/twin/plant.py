@@ -31,7 +31,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def clock_topic(manufacturer: str, side: str) -> str:
 
 def encode_tick(time_min: float, end: bool = False) -> bytes:
     """A clock tick's payload."""
-    return json.dumps({"time_min": time_min, "end": end}).encode()
+    return json.dumps({"time_min": float(time_min), "end": bool(end)}).encode()
 
 
 def decode_tick(payload: bytes) -> tuple[float, bool]:
@@ -185,6 +185,8 @@ class Plant:
         self._outbox: deque[tuple[int, str, bytes]] = deque()
         self._inbox: deque[tuple[int, ChargeCommand]] = deque()
         self._acked = -math.inf
+        #: The clock of the messages (minutes); None: the model's.
+        self.clock_min: float | None = None
         self.finished = False
         for serial in self.serials.values():
             transport.subscribe(
@@ -192,13 +194,17 @@ class Plant:
             )
         transport.subscribe(clock_topic(self.protocol.manufacturer, "twin"), self._on_ack)
 
+    def now(self) -> float:
+        """The plant's clock (simulated minutes)."""
+        return float(self.model.time) if self.clock_min is None else self.clock_min
+
     # ----------------------------------------------------------------- receiving
     def _reject(self, reason: str) -> None:
         r = self.counters.messages_rejected
         r[reason] = r.get(reason, 0) + 1
 
     def _on_actions(self, topic: str, payload: bytes) -> None:
-        now = int(round(self.model.time))
+        now = int(round(self.now()))
         try:
             serial, _ = self.protocol.parse_topic(topic)
             commands = self.protocol.decode_commands(payload)
@@ -295,7 +301,7 @@ class Plant:
         return VehicleReport(
             serial=serial,
             header_id=self.header[serial],
-            time_min=float(self.model.time),
+            time_min=self.now(),
             soc=vehicle.soc,
             charging=vehicle.state is VehicleState.CHARGING,
             driving=vehicle.moving,
@@ -310,29 +316,28 @@ class Plant:
 
     def sample(self) -> None:
         """Sample every vehicle's state now into the outbox (noise and drops applied)."""
-        o = self.options
-        now = int(round(self.model.time))
         for vehicle in self.model.vehicles:
             r = self.report(vehicle)
             self.header[r.serial] += 1
             self.counters.states_sampled += 1
-            if o.drop_rate and self.rng.random() < o.drop_rate:
-                self.counters.states_dropped += 1
-                continue
-            soc = r.soc
-            if o.soc_noise:
-                soc = float(np.clip(soc + self.rng.normal(0.0, o.soc_noise), 0.0, 1.0))
-            from dataclasses import replace
+            self.enqueue(r)
 
-            r = replace(r, soc=soc)
-            payload = self.protocol.dumps("state", self.protocol.encode_state(r))
-            self._outbox.append(
-                (now + o.latency_min, self.protocol.topic(r.serial, "state"), payload)
-            )
+    def enqueue(self, report: VehicleReport) -> None:
+        """Put a sampled report in the outbox, unless it is dropped; noise on its SoC."""
+        o = self.options
+        if o.drop_rate and self.rng.random() < o.drop_rate:
+            self.counters.states_dropped += 1
+            return
+        if o.soc_noise:
+            soc = float(np.clip(report.soc + self.rng.normal(0.0, o.soc_noise), 0.0, 1.0))
+            report = replace(report, soc=soc)
+        payload = self.protocol.dumps("state", self.protocol.encode_state(report))
+        due = int(round(self.now())) + o.latency_min
+        self._outbox.append((due, self.protocol.topic(report.serial, "state"), payload))
 
     def flush(self) -> None:
         """Publish the outbox's messages that are due."""
-        now = int(round(self.model.time))
+        now = int(round(self.now()))
         while self._outbox and self._outbox[0][0] <= now:
             _, topic, payload = self._outbox.popleft()
             self.transport.publish(topic, payload)
@@ -340,14 +345,14 @@ class Plant:
 
     def _connection(self, state: str) -> None:
         for serial in self.serials.values():
-            doc = self.protocol.encode_connection(serial, 0, float(self.model.time), state)
+            doc = self.protocol.encode_connection(serial, 0, self.now(), state)
             self.transport.publish(
                 self.protocol.topic(serial, "connection"), self.protocol.dumps("connection", doc)
             )
 
     # ----------------------------------------------------------------- the run
     def _tick(self, end: bool = False) -> None:
-        t = float(self.model.time)
+        t = self.now()
         self.transport.publish(
             clock_topic(self.protocol.manufacturer, "plant"), encode_tick(t, end)
         )
@@ -390,12 +395,13 @@ class Plant:
         while model.time < model.duration_min:
             self.step()
             end = model.time >= model.duration_min
+            if end:
+                self._connection("OFFLINE")
             self._tick(end)
             if not self.options.lockstep:
                 ahead = model.time * 60.0 / self.options.speed - (time.monotonic() - wall0)
                 if ahead > 0:
                     time.sleep(ahead)
-        self._connection("OFFLINE")
         self.finished = True
         return model
 
@@ -420,3 +426,97 @@ def write_plant_outputs(plant: Plant, out_dir: str | Path) -> None:
     out = Path(out_dir)
     write_outputs(plant.model, out, cheapest=False)
     (out / "plant.json").write_text(json.dumps(plant.summary(), indent=2) + "\n")
+
+
+class Replay:
+    """Publish a recorded ``timeseries.csv`` as the fleet's state messages.
+
+    Each row (``docs/outputs.md``) becomes a state at its ``time_min``: ``soc``, ``state``
+    (charging, driving, busy with ``task_id``), ``x``, ``y`` (grid cells, times the scenario's
+    cell size), ``charger_id``. Commands received are counted and not carried out (a record
+    cannot obey). Clock ticks follow the recorded minutes, so a twin runs on it as on a live
+    plant; in lockstep the replay waits for the twin's acknowledgements.
+
+    Args:
+        transport: Where to publish.
+        path: The recorded ``timeseries.csv``.
+        model: A model of the recorded scenario (vehicle types for the serial numbers, cell
+            size); not stepped.
+        options: Period (every ``period_min``-th recorded minute is published), lockstep,
+            speed; noise, latency and drops are applied as by :class:`Plant`.
+        protocol: The VDA 5050 version and names.
+        pump: As for :class:`Plant`.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        path: str | Path,
+        model: FactoryModel,
+        options: PlantOptions | None = None,
+        protocol: VDA5050 | None = None,
+        pump: Callable[[], Any] | None = None,
+    ) -> None:
+        import pandas as pd
+
+        self.path = Path(path)
+        frame = pd.read_csv(self.path, keep_default_na=False)
+        needed = {"time_min", "vehicle_id", "state", "soc", "x", "y", "charger_id", "task_id"}
+        missing = needed - set(frame.columns)
+        if missing:
+            raise ValueError(
+                f"{self.path}: columns {sorted(missing)} missing: allowed: a timeseries.csv "
+                "written by agentev (docs/outputs.md)"
+            )
+        known = {v.unique_id for v in model.vehicles}
+        unknown = sorted(set(frame["vehicle_id"]) - known)
+        if unknown:
+            raise ValueError(
+                f"{self.path}: vehicle_id {unknown[:5]} not in the scenario's fleet "
+                f"({min(known)}..{max(known)}): replay it with its own scenario"
+            )
+        self.frame = frame
+        self.plant = Plant(transport, model, options, protocol, pump)
+
+    def _report(self, row: Any) -> VehicleReport:
+        plant = self.plant
+        serial = plant.serials[int(row.vehicle_id)]
+        cell = plant.model.layout.cell_size_m
+        task = str(row.task_id)
+        state = str(row.state)
+        return VehicleReport(
+            serial=serial,
+            header_id=plant.header[serial],
+            time_min=float(row.time_min),
+            soc=float(row.soc),
+            charging=state == VehicleState.CHARGING.value,
+            driving=state.startswith("to_"),
+            loaded=state in ("to_dropoff", "unloading"),
+            busy=task != "",
+            order_id=f"task-{task}" if task else "",
+            node_id=str(row.charger_id),
+            x_m=float(row.x) * cell,
+            y_m=float(row.y) * cell,
+        )
+
+    def run(self) -> Plant:
+        """Publish the record to its end; returns the plant (its counters)."""
+        plant, o = self.plant, self.plant.options
+        wall0 = time.monotonic()
+        for minute, rows in self.frame.groupby("time_min", sort=True):
+            plant.clock_min = float(minute)  # the record's clock (the model is not stepped)
+            while plant._inbox:
+                plant._inbox.popleft()
+            if int(round(minute)) % o.period_min == 0:
+                for row in rows.itertuples(index=False):
+                    r = self._report(row)
+                    plant.header[r.serial] += 1
+                    plant.counters.states_sampled += 1
+                    plant.enqueue(r)
+            plant.flush()
+            plant._tick(minute >= self.frame["time_min"].max())
+            if not o.lockstep:
+                ahead = float(minute) * 60.0 / o.speed - (time.monotonic() - wall0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        return plant

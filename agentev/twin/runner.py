@@ -8,6 +8,7 @@ process each, on an MQTT broker (or on a bus given by the caller).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,33 @@ def run_twin(
     if out is not None:
         write_twin_outputs(twin, out)
     return twin
+
+
+def run_replay(
+    broker: str,
+    path: str | Path,
+    scenario: str = "light",
+    *,
+    seed: int = 42,
+    hours: float | None = None,
+    options: PlantOptions | None = None,
+    out: str | Path | None = None,
+    manufacturer: str = "agentev",
+    bus: InProcessBus | None = None,
+) -> Plant:
+    """Publish a recorded ``timeseries.csv`` on a broker as the fleet's states."""
+    from agentev.twin.plant import Replay
+
+    with connect(broker, f"agentev-plant-{manufacturer}", bus) as link:
+        replay = Replay(
+            link,
+            path,
+            _model(scenario, seed, hours, None),
+            options,
+            make_protocol(manufacturer=manufacturer),
+        )
+        plant = replay.run()
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "plant.json").write_text(json.dumps(plant.summary(), indent=2) + "\n")
+    return plant

@@ -8,8 +8,9 @@ and dropped whole), keeps a :class:`~agentev.twin.mirror.FleetMirror`, and every
 plan becomes bookings (the same :func:`~agentev.strategies.intelligent.bookings_from_plan` as
 the ``intelligent`` strategy): at a booking's start the twin sends ``startCharging``
 (charger, target state of charge), at its end ``stopCharging``. It sends nothing to a stale
-vehicle, and never stops a vehicle below its charge threshold (the vehicle's own safety
-rule would send it straight back).
+vehicle, and never stops a charge, or sets its target, below the charge threshold plus
+:data:`SAFETY_MARGIN` (the vehicle's own safety rule would send it straight back). The first
+plan waits until every vehicle has reported (or its stale deadline has passed).
 
 The twin's clock is the plant's: the time of the newest state message or clock tick. It
 acknowledges every clock tick after it has acted on it, so a plant in lockstep waits for it.
@@ -41,6 +42,11 @@ from agentev.twin.mirror import FleetMirror
 from agentev.twin.plant import clock_topic, decode_tick, encode_tick
 from agentev.twin.transport import Transport
 from agentev.twin.vda5050 import VDA5050
+
+#: The twin neither stops a charge nor ends one below the charge threshold plus this margin
+#: (fraction): a vehicle released there falls below its threshold on its next drive and its
+#: own safety rule sends it straight back to a charger.
+SAFETY_MARGIN = 0.05
 
 
 @dataclass
@@ -162,24 +168,35 @@ class Twin:
         except MessageError as exc:
             self._reject(exc.reason)
             return
-        sent = self.advance(t)
+        sent = self.advance(t, act=not end)  # after the plant's last minute nobody listens
         if sent:
             self.counters.loop_latency_s.append(time.perf_counter() - arrived)
         self.transport.publish(clock_topic(self.protocol.manufacturer, "twin"), encode_tick(t, end))
         self.ended = self.ended or end
 
     # ----------------------------------------------------------------- control
-    def advance(self, now_min: float) -> int:
-        """Move the clock to ``now_min``, re-plan if due, send due commands; commands sent."""
+    def advance(self, now_min: float, act: bool = True) -> int:
+        """Move the clock to ``now_min``, re-plan if due, send due commands; commands sent.
+
+        Args:
+            now_min: The plant's clock (minutes).
+            act: Plan and send commands (False: only mirror, e.g. on the plant's last tick).
+        """
         self.mirror.advance(now_min)
         for minute in range(self._estimated_to + 1, int(math.floor(now_min + 1e-9)) + 1):
             for m in self.mirror.vehicles.values():
                 if m.report is not None:
                     self.estimates.append((float(minute), m.vehicle_id, m.predict(minute), m.stale))
             self._estimated_to = minute
-        if not self.control:
+        if not (self.control and act):
             return 0
-        if now_min >= self.next_plan_min - 1e-9 and now_min < self.model.duration_min:
+        heard = all(m.report is not None for m in self.mirror.vehicles.values())
+        if (
+            now_min >= self.next_plan_min - 1e-9
+            and now_min < self.model.duration_min
+            and (heard or now_min >= self.mirror.stale_after_min)
+        ):
+            # the first plan waits for every vehicle's state (or for the stale deadline)
             self.replan(now_min)
             self.next_plan_min = now_min + self.interval_min
         return self.send_due(now_min)
@@ -212,7 +229,12 @@ class Twin:
             action_id=f"twin-{self._action_seq}",
             time_min=now_min,
             charger_id=booking.charger_id if booking is not None else None,
-            target_soc=booking.until_soc if booking is not None else None,
+            target_soc=None
+            if booking is None
+            else min(
+                max(booking.until_soc, self.model.config.charge_threshold + SAFETY_MARGIN),
+                self.mirror.vehicles[serial].vtype.max_soc,
+            ),
             header_id=header,
         )
         doc = self.protocol.encode_command(command)
@@ -226,7 +248,7 @@ class Twin:
     def send_due(self, now_min: float) -> int:
         """Start booked sessions that are due and stop those past their end."""
         sent = 0
-        threshold = self.model.config.charge_threshold
+        floor = self.model.config.charge_threshold + SAFETY_MARGIN
         for serial, sessions in self.bookings.items():
             m = self.mirror.vehicles[serial]
             r = m.report
@@ -246,7 +268,7 @@ class Twin:
                     sent += 1
             elif (
                 r.charging
-                and soc >= threshold
+                and soc >= floor
                 and m.last_command is not None
                 and m.last_command[0] == START_CHARGING
                 and any(b.end_min <= now_min + 1e-9 for b in sessions)
