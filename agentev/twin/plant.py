@@ -52,6 +52,8 @@ from agentev.twin.transport import Transport
 from agentev.twin.vda5050 import VDA5050
 
 PLANT_STREAM_KEY = 2000
+#: The clock tick of the lockstep handshake, before minute 0.
+HANDSHAKE_MIN = -1.0
 CHARGE_STATES = (VehicleState.TO_CHARGER, VehicleState.QUEUED, VehicleState.CHARGING)
 #: Action states a vehicle keeps reporting (the most recent ones).
 ACTIONS_KEPT = 5
@@ -372,6 +374,32 @@ class Plant:
                     f"{self.options.ack_timeout_s:g} s (is `agentev twin` running on the broker?)"
                 )
 
+    def handshake(self) -> None:
+        """In lockstep, wait until a twin listens: tick minute -1 each second until acknowledged.
+
+        Without it the first states could go out before the twin has subscribed (an MQTT
+        broker keeps nothing for a subscriber that is not there yet).
+
+        Raises:
+            TimeoutError: no twin within ``ack_timeout_s``.
+        """
+        if not self.options.lockstep:
+            return
+        deadline = time.monotonic() + self.options.ack_timeout_s
+        topic = clock_topic(self.protocol.manufacturer, "plant")
+        while self._acked < HANDSHAKE_MIN:
+            self.transport.publish(topic, encode_tick(HANDSHAKE_MIN))
+            until = min(time.monotonic() + 1.0, deadline)
+            while self._acked < HANDSHAKE_MIN and time.monotonic() < until:
+                if self.pump is not None:
+                    self.pump()
+                self.transport.poll(0.05)
+            if time.monotonic() >= deadline and self._acked < HANDSHAKE_MIN:
+                raise TimeoutError(
+                    f"no twin acknowledged the plant within {self.options.ack_timeout_s:g} s "
+                    "(is `agentev twin` running on the broker?)"
+                )
+
     def step(self) -> None:
         """Carry out due commands, simulate one minute, publish what is due, tick."""
         model = self.model
@@ -387,6 +415,7 @@ class Plant:
     def run(self) -> FactoryModel:
         """Run the scenario to its end on the wire; returns the model (for its outputs)."""
         model = self.model
+        self.handshake()
         self._connection("ONLINE")
         self.sample()
         self.flush()
@@ -502,6 +531,7 @@ class Replay:
     def run(self) -> Plant:
         """Publish the record to its end; returns the plant (its counters)."""
         plant, o = self.plant, self.plant.options
+        plant.handshake()
         wall0 = time.monotonic()
         for minute, rows in self.frame.groupby("time_min", sort=True):
             plant.clock_min = float(minute)  # the record's clock (the model is not stepped)

@@ -31,6 +31,7 @@ import concurrent.futures
 import contextlib
 import logging
 import queue
+import socket
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
@@ -60,6 +61,8 @@ Handler = Callable[[str, bytes], None]
 """A message handler: called with the message's topic and payload."""
 
 DEFAULT_MQTT_PORT = 1883
+#: Publishes an MQTT transport keeps unacknowledged before a further one waits.
+MAX_IN_FLIGHT = 1000
 _URL_FORMS = "'inprocess' (or None) for the in-process bus, or mqtt://host[:port]"
 _MAX_TOPIC_BYTES = 65535  # MQTT's limit on a topic name / filter (UTF-8 encoded)
 
@@ -230,6 +233,9 @@ class Transport(ABC):
     @abstractmethod
     def close(self) -> None:
         """Disconnect. Idempotent; queued messages are dropped."""
+
+    def flush(self) -> None:  # noqa: B027 - a no-op unless publishing is asynchronous
+        """Wait until every message published so far has left this endpoint."""
 
     def _add_subscription(self, pattern: str, handler: Handler) -> None:
         _check_filter(pattern)
@@ -406,6 +412,19 @@ def parse_mqtt_url(url: str) -> tuple[str, int]:
 _LOST = None  # queued by the reader when the connection drops: wakes a waiting poll()
 
 
+def _no_delay(client: aiomqtt.Client) -> None:
+    """Switch Nagle's algorithm off on the client's socket (TCP_NODELAY).
+
+    paho-mqtt leaves it on, so every small MQTT packet waited for the peer's delayed ACK: a
+    ping-pong through Mosquitto on loopback took 88 ms instead of 1.8 ms, and a lockstep
+    minute of the plant as long. aiomqtt keeps its paho client in ``_client``.
+    """
+    paho = getattr(client, "_client", None)
+    sock = paho.socket() if paho is not None else None
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class MqttTransport(Transport):
     """A connection to an MQTT broker (MQTT 3.1.1, clean session) through ``aiomqtt``.
 
@@ -451,6 +470,7 @@ class MqttTransport(Transport):
         self._timeout_s = float(connect_timeout_s)
         self._keepalive_s = int(keepalive_s)
         self._inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._pending: deque[concurrent.futures.Future] = deque()
         self._broker_filters: set[str] = set()
         self._subscribe_lock = threading.Lock()
         self._counter_lock = threading.Lock()
@@ -489,14 +509,58 @@ class MqttTransport(Transport):
         """Whether the connection is open and has not been lost."""
         return not self._closed and self._lost is None and self._thread.is_alive()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:  # noqa: D102
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Hand ``payload`` to the client's event loop and return (pipelined).
+
+        Messages go out in the order of the calls (the loop starts each publish in turn); the
+        broker's acknowledgements are collected in the background, at most
+        :data:`MAX_IN_FLIGHT` at a time (a further publish waits for the oldest). A publish
+        that failed raises ConnectionError from a later :meth:`publish`, :meth:`flush` or
+        :meth:`poll`. Waiting for each PUBACK in turn had limited a lockstep minute to a round
+        trip per message (about 1,000 messages/s).
+        """
         _check_topic(topic)
         _check_qos(qos)
         data = _as_payload(payload)
         client = self._usable_client()
-        self._call(client.publish(topic, data, qos=qos, timeout=self._timeout_s), "publish")
+        self._check_pending(block=len(self._pending) >= MAX_IN_FLIGHT)
+        assert self._loop is not None
+        coro = client.publish(topic, data, qos=qos, timeout=self._timeout_s)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError as exc:  # the loop has ended (connection lost meanwhile)
+            coro.close()
+            raise ConnectionError(f"cannot publish: the MQTT client at {self.url} ended") from exc
+        self._pending.append(future)
         with self._counter_lock:
             self.published += 1
+
+    def _check_pending(self, block: bool = False) -> None:
+        """Drop acknowledged publishes; raise ConnectionError for a failed one."""
+        pending = self._pending
+        while pending and (pending[0].done() or block):
+            future = pending.popleft()
+            block = False
+            try:
+                future.result(timeout=self._timeout_s + 2.0)
+            except aiomqtt.MqttError as exc:
+                raise ConnectionError(
+                    f"publish failed on the MQTT broker at {self.url}: {exc}"
+                ) from exc
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError) as exc:
+                raise ConnectionError(
+                    f"publish on the MQTT broker at {self.url} was not acknowledged within "
+                    f"{self._timeout_s:g} s"
+                ) from exc
+
+    def flush(self) -> None:
+        """Wait until the broker has acknowledged every message published so far.
+
+        Raises:
+            ConnectionError: A publish failed or was not acknowledged in time.
+        """
+        while self._pending:
+            self._check_pending(block=True)
 
     def subscribe(self, pattern: str, handler: Handler) -> None:  # noqa: D102
         _check_filter(pattern)
@@ -524,6 +588,7 @@ class MqttTransport(Transport):
     def poll(self, timeout_s: float = 0.0) -> int:  # noqa: D102
         if self._closed:
             raise ConnectionError(f"MQTT transport {self.client_id!r} is closed")
+        self._check_pending()
         try:
             item = self._inbox.get_nowait()
         except queue.Empty:
@@ -553,9 +618,13 @@ class MqttTransport(Transport):
             self._raise_if_lost()
         return delivered
 
-    def close(self) -> None:  # noqa: D102
+    def close(self) -> None:
+        """Wait for the outstanding acknowledgements (if connected), then disconnect."""
         if self._closed:
             return
+        if self._lost is None:
+            with contextlib.suppress(ConnectionError):
+                self.flush()
         self._closed = True
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None:
@@ -631,6 +700,9 @@ class MqttTransport(Transport):
                 self._startup_error = exc
                 self._ready.set()
                 return
+            _no_delay(client)
+            # publishes are pipelined (up to MAX_IN_FLIGHT): not a warning sign here
+            client.pending_calls_threshold = MAX_IN_FLIGHT
             self._client = client
             reader = asyncio.create_task(self._read(client))
             stopped = asyncio.create_task(self._stop.wait())

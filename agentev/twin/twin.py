@@ -168,6 +168,9 @@ class Twin:
         except MessageError as exc:
             self._reject(exc.reason)
             return
+        if t < 0.0:  # the plant's handshake: acknowledge, nothing to do yet
+            self.transport.publish(clock_topic(self.protocol.manufacturer, "twin"), payload)
+            return
         sent = self.advance(t, act=not end)  # after the plant's last minute nobody listens
         if sent:
             self.counters.loop_latency_s.append(time.perf_counter() - arrived)
