@@ -51,7 +51,9 @@ def start_broker(tmp_path: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        # a burst of states must not be dropped at a subscriber (the default queue is 1,000)
+        "max_queued_messages 0\nmax_inflight_messages 100\n",
         encoding="utf-8",
     )
     log = tmp_path / "mosquitto.log"

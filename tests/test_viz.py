@@ -403,3 +403,45 @@ def test_campaign_tab_explains_a_missing_or_malformed_directory(app, render, tmp
         field.v_model = directory
         field.fire_event("keyup.enter", None)
         assert expected in error(), (directory, error())
+
+
+# ----------------------------------------------------------------- the live twin's tab
+def open_twin_tab(app, render, directory) -> object:
+    _, rc = render_page(app, render)
+    rc.find(v.Tabs).widget.v_model = 2
+    field = rc.find(v.TextField, label="Twin output directory").widget
+    field.v_model = str(directory)
+    field.fire_event("keyup.enter", None)
+    return rc
+
+
+def test_twin_tab_shows_the_divergence_from_the_plant(app, render, tmp_path, monkeypatch):
+    from agentev.twin import PlantOptions, run_inprocess
+
+    plant, twin = run_inprocess(
+        "light", seed=3, hours=1, options=PlantOptions(drop_rate=0.2), out=tmp_path / "live"
+    )
+    monkeypatch.chdir(tmp_path)  # "results/live" (the default) does not exist here
+    rc = open_twin_tab(app, render, tmp_path / "live")
+    info = rc.find(v.Html, class_="agentev-twin-info").widget.children[0]
+    truth = pd.read_csv(tmp_path / "live" / "plant" / "timeseries.csv")
+    est = pd.read_csv(tmp_path / "live" / "twin" / "twin_estimates.csv")
+    joined = truth.merge(est, on=["time_min", "vehicle_id"])
+    largest = (joined["soc_estimate"] - joined["soc"]).abs().max()
+    assert f"over {len(joined)} vehicle-minutes: largest |error| {largest:.4f}" in info
+    table = {row["metric"]: row["value"] for row in rc.find(DataTableWidget).widget.items}
+    assert (
+        float(table["states_applied"])
+        == twin.mirror.counters.applied
+        == (plant.counters.states_published)
+    )
+    assert float(table["soc_error_max"]) == pytest.approx(max(twin.mirror.counters.soc_errors))
+    images = pngs(rc, "agentev-twin-figure")
+    assert len(images) == 2 and all(i.startswith(PNG_SIGNATURE) for i in images)
+    assert not rc.find(v.Alert).widgets
+
+    field = rc.find(v.TextField, label="Twin output directory").widget
+    field.v_model = str(tmp_path / "nowhere")
+    field.fire_event("keyup.enter", None)
+    error = rc.find(v.Alert, class_="agentev-twin-error").widget.children[0]
+    assert "No directory" in error and "nowhere" in error

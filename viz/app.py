@@ -14,6 +14,10 @@ plan as a Gantt chart with the present time marked; the last step's negotiation 
 
 Page 1, the campaign (``viz/campaign_page.py``): the statistics and figures of an
 ``agentev experiments`` output directory.
+
+Page 2, the live twin (``viz/twin_page.py``): the divergence of a twin (``agentev twin
+--out DIR``) from its plant: SoC error, state mismatches, rejected messages, and its
+estimates against the plant's states of charge.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from components import (  # noqa: E402, F401  (the page's building blocks, re-ex
     make_renderer,
     status_line,
 )
+from twin_page import TwinPage  # noqa: E402
 
 DEFAULT_SEED = 42
 #: Step of the objective weight sliders.
@@ -177,8 +182,8 @@ def make_model_params(initial: FactoryModel) -> dict:
 
 
 def make_components(live=LIVE_COMPONENTS) -> list[tuple[Any, int]]:
-    """The page's components: the live twin on page 0, the campaign on page 1."""
-    return [*((component, 0) for component in live), (CampaignPage, 1)]
+    """The page's components: the model on page 0, the campaign on 1, the live twin on 2."""
+    return [*((component, 0) for component in live), (CampaignPage, 1), (TwinPage, 2)]
 
 
 def make_page(

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentev.config import ScenarioConfig
 from agentev.model import FactoryModel
 from agentev.twin.plant import Plant, PlantOptions, write_plant_outputs
 from agentev.twin.transport import InProcessBus, connect
@@ -19,12 +20,14 @@ from agentev.twin.twin import Twin, write_twin_outputs
 from agentev.twin.vda5050 import protocol as make_protocol
 
 
-def _model(scenario: str, seed: int, hours: float | None, strategy: str | None) -> FactoryModel:
+def _model(
+    scenario: str | Path | ScenarioConfig, seed: int, hours: float | None, strategy: str | None
+) -> FactoryModel:
     return FactoryModel(scenario=scenario, rng=seed, duration_h=hours, strategy=strategy)
 
 
 def run_inprocess(
-    scenario: str = "light",
+    scenario: str | Path | ScenarioConfig = "light",
     *,
     seed: int = 42,
     hours: float | None = None,
@@ -62,7 +65,7 @@ def run_inprocess(
 
 def run_plant(
     broker: str,
-    scenario: str = "light",
+    scenario: str | Path | ScenarioConfig = "light",
     *,
     seed: int = 42,
     hours: float | None = None,
@@ -88,7 +91,7 @@ def run_plant(
 
 def run_twin(
     broker: str,
-    scenario: str = "light",
+    scenario: str | Path | ScenarioConfig = "light",
     *,
     seed: int = 42,
     hours: float | None = None,
@@ -120,7 +123,7 @@ def run_twin(
 def run_replay(
     broker: str,
     path: str | Path,
-    scenario: str = "light",
+    scenario: str | Path | ScenarioConfig = "light",
     *,
     seed: int = 42,
     hours: float | None = None,

@@ -59,8 +59,12 @@ class TwinCounters:
     plans: int = 0
     plan_fallbacks: int = 0
     connection: dict[str, str] = field(default_factory=dict)
-    #: Wall-clock seconds from a tick's arrival to its commands' publication.
+    #: Wall-clock seconds from a tick's arrival to its commands' publication (minutes in
+    #: which commands were sent), and whether that minute re-planned.
     loop_latency_s: list[float] = field(default_factory=list)
+    loop_replan: list[bool] = field(default_factory=list)
+    #: Wall-clock seconds of each re-plan (building the input and solving).
+    plan_solve_s: list[float] = field(default_factory=list)
 
 
 class Twin:
@@ -171,9 +175,11 @@ class Twin:
         if t < 0.0:  # the plant's handshake: acknowledge, nothing to do yet
             self.transport.publish(clock_topic(self.protocol.manufacturer, "twin"), payload)
             return
+        plans = self.counters.plans
         sent = self.advance(t, act=not end)  # after the plant's last minute nobody listens
         if sent:
             self.counters.loop_latency_s.append(time.perf_counter() - arrived)
+            self.counters.loop_replan.append(self.counters.plans > plans)
         self.transport.publish(clock_topic(self.protocol.manufacturer, "twin"), encode_tick(t, end))
         self.ended = self.ended or end
 
@@ -209,6 +215,7 @@ class Twin:
         state = self.mirror.twin_state()
         plan = self.controller.plan(state)
         self.counters.plans += 1
+        self.counters.plan_solve_s.append(plan.solve_s)
         self.counters.plan_fallbacks += int(plan.fallback)
         views = state.vehicles
         ids = [v.vehicle_id for v in views]
