@@ -91,7 +91,18 @@ def stop_broker(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a Mosquitto broker shared by the test session, stopped at its end."""
+    """The URL of a Mosquitto broker shared by the test session, stopped at its end.
+
+    ``AGENTEV_MQTT_BROKER=mqtt://127.0.0.1:PORT`` (set by ``.ci/run``, which starts one) uses
+    that broker instead; it must accept connections.
+    """
+    given = os.environ.get("AGENTEV_MQTT_BROKER")
+    if given:
+        port = int(given.rsplit(":", 1)[1])
+        if not _accepts_connections(port):
+            pytest.fail(f"AGENTEV_MQTT_BROKER={given}: nothing accepts connections there")
+        yield given
+        return
     url, process = start_broker(tmp_path_factory.mktemp("mosquitto"))
     try:
         yield url

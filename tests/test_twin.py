@@ -409,3 +409,20 @@ def test_a_recorded_timeseries_replays_as_the_fleets_telemetry(low_soc_scenario,
             tmp_path / "live" / "plant" / "grid.csv",
             FactoryModel(low_soc_scenario, rng=2),
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=hostile())
+def test_the_fast_validator_agrees_with_the_reference_one(message):
+    _, payload = message
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return
+    proto = protocol()
+    fast_ok = True
+    try:
+        proto._fast["state"](doc)
+    except Exception:  # noqa: BLE001 - any rejection of the compiled validator
+        fast_ok = False
+    assert fast_ok == official("state").is_valid(doc)
