@@ -426,3 +426,40 @@ def test_the_fast_validator_agrees_with_the_reference_one(message):
     except Exception:  # noqa: BLE001 - any rejection of the compiled validator
         fast_ok = False
     assert fast_ok == official("state").is_valid(doc)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["plant", "--broker", "mqtt://127.0.0.1:1", "--state-period-s", "90"],
+            2,
+            "state_period_s = 90.0: allowed: a positive multiple of 60 s",
+        ),
+        (["plant", "--broker", "http://127.0.0.1:1883"], 2, "http://127.0.0.1:1883"),
+        (
+            ["twin", "--broker", "mqtt://127.0.0.1:1", "--hours", "1"],
+            1,
+            "cannot connect to the MQTT broker at mqtt://127.0.0.1:1",
+        ),
+    ],
+)
+def test_the_commands_name_a_bad_option_or_an_unreachable_broker(args, code, message):
+    done = subprocess.run(_cli(*args), capture_output=True, text=True, timeout=120)
+    assert done.returncode == code
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_twin_inprocess_command_writes_both_sides(tmp_path):
+    out = tmp_path / "live"
+    done = subprocess.run(
+        _cli("twin", "--inprocess", "--scenario", "light", "--hours", "1", "--out", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "twin" / "twin.json").read_text())
+    assert summary == json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert summary["states_applied"] == 8 * 61  # 8 AGVs, minutes 0..60
+    assert (out / "plant" / "timeseries.csv").is_file()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from agentev.scenario import DEFAULT_SCENARIO
 
@@ -58,7 +59,17 @@ def add_parsers(sub) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run ``agentev plant`` or ``agentev twin``."""
+    """Run ``agentev plant`` or ``agentev twin``; a broker that cannot be reached, or a peer
+    that never answers, ends it with exit code 1 and one line saying so.
+    """
+    try:
+        return _run(args)
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"agentev {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     from agentev.scenario import check_int
     from agentev.twin.plant import PlantOptions
     from agentev.twin.runner import run_inprocess, run_plant, run_replay, run_twin
