@@ -59,8 +59,10 @@ def add_parsers(sub) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run ``agentev plant`` or ``agentev twin``; a broker that cannot be reached, or a peer
-    that never answers, ends it with exit code 1 and one line saying so.
+    """Run ``agentev plant`` or ``agentev twin``.
+
+    A broker that cannot be reached, or a peer that never answers, ends it with exit code 1
+    and one line saying so.
     """
     try:
         return _run(args)
