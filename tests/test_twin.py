@@ -276,7 +276,7 @@ def test_hostile_messages_are_counted_and_never_crash_or_corrupt_the_twin(fuzz_t
             assert sum(twin.counters.rejected.values()) == rejected + 1
 
 
-def test_the_plant_rejects_a_bad_command_whole_and_counts_it():
+def test_the_plant_rejects_a_bad_command_whole_counts_and_logs_it(caplog):
     bus = InProcessBus()
     plant = Plant(bus.connect("plant"), FactoryModel("light", rng=0, duration_h=1))
     proto = protocol()
@@ -288,6 +288,9 @@ def test_the_plant_rejects_a_bad_command_whole_and_counts_it():
     plant.transport.poll()
     assert plant.counters.commands_received == 0
     assert plant.counters.messages_rejected == {"json": 1, "range": 1}
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentev.twin.plant"]
+    assert any("rejected (range, #1)" in m and "selfDestruct" in m for m in logged)
+    assert any("rejected (json, #1)" in m for m in logged)
 
 
 def test_bad_plant_options_name_the_field_the_value_and_what_is_allowed():

@@ -11,6 +11,7 @@ ISO 8601 timestamps counted from :data:`EPOCH`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,18 @@ class MessageError(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+#: Rejections of each reason logged one by one; after them, every :data:`LOG_EVERY`-th.
+LOG_FIRST, LOG_EVERY = 10, 1000
+
+
+def count_rejection(counts: dict[str, int], reason: str, detail: str, log: logging.Logger) -> None:
+    """Count a rejected message under ``reason`` and log it (a flood is thinned out)."""
+    n = counts.get(reason, 0) + 1
+    counts[reason] = n
+    if n <= LOG_FIRST or n % LOG_EVERY == 0:
+        log.warning("rejected (%s, #%d): %s", reason, n, detail[:300])
 
 
 def timestamp(time_min: float) -> str:

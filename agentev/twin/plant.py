@@ -27,6 +27,7 @@ those of the same seed's offline run.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections import deque
@@ -46,6 +47,7 @@ from agentev.twin.messages import (
     ChargeCommand,
     MessageError,
     VehicleReport,
+    count_rejection,
     serial_number,
 )
 from agentev.twin.transport import Transport
@@ -57,6 +59,8 @@ HANDSHAKE_MIN = -1.0
 CHARGE_STATES = (VehicleState.TO_CHARGER, VehicleState.QUEUED, VehicleState.CHARGING)
 #: Action states a vehicle keeps reporting (the most recent ones).
 ACTIONS_KEPT = 5
+
+LOG = logging.getLogger(__name__)
 
 
 def clock_topic(manufacturer: str, side: str) -> str:
@@ -201,9 +205,8 @@ class Plant:
         return float(self.model.time) if self.clock_min is None else self.clock_min
 
     # ----------------------------------------------------------------- receiving
-    def _reject(self, reason: str) -> None:
-        r = self.counters.messages_rejected
-        r[reason] = r.get(reason, 0) + 1
+    def _reject(self, reason: str, detail: str = "") -> None:
+        count_rejection(self.counters.messages_rejected, reason, detail, LOG)
 
     def _on_actions(self, topic: str, payload: bytes) -> None:
         now = int(round(self.now()))
@@ -211,11 +214,11 @@ class Plant:
             serial, _ = self.protocol.parse_topic(topic)
             commands = self.protocol.decode_commands(payload)
         except MessageError as exc:
-            self._reject(exc.reason)
+            self._reject(exc.reason, f"{topic}: {exc}")
             return
         for command in commands:
             if command.serial != serial or serial not in self.vehicle_of:
-                self._reject("unknown")
+                self._reject("unknown", f"{topic}: command for {command.serial!r}")
                 continue
             self.counters.commands_received += 1
             self._inbox.append((now + self.options.latency_min, command))
@@ -224,7 +227,7 @@ class Plant:
         try:
             t, _ = decode_tick(payload)
         except MessageError as exc:
-            self._reject(exc.reason)
+            self._reject(exc.reason, f"{topic}: {exc}")
             return
         self._acked = max(self._acked, t)
 

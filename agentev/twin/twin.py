@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from agentev.twin.messages import (
     STOP_CHARGING,
     ChargeCommand,
     MessageError,
+    count_rejection,
 )
 from agentev.twin.mirror import FleetMirror
 from agentev.twin.plant import clock_topic, decode_tick, encode_tick
@@ -47,6 +49,8 @@ from agentev.twin.vda5050 import VDA5050
 #: (fraction): a vehicle released there falls below its threshold on its next drive and its
 #: own safety rule sends it straight back to a charger.
 SAFETY_MARGIN = 0.05
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,9 +125,8 @@ class Twin:
         transport.subscribe(clock_topic(p.manufacturer, "plant"), self._on_tick)
 
     # ----------------------------------------------------------------- receiving
-    def _reject(self, reason: str) -> None:
-        r = self.counters.rejected
-        r[reason] = r.get(reason, 0) + 1
+    def _reject(self, reason: str, detail: str = "") -> None:
+        count_rejection(self.counters.rejected, reason, detail, LOG)
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Take one state message: its outcome (``applied``, ``duplicate``, ... or a reason).
@@ -141,16 +144,16 @@ class Twin:
                     "unknown", f"serialNumber = {report.serial!r} on the topic of {serial!r}"
                 )
         except MessageError as exc:
-            self._reject(exc.reason)
+            self._reject(exc.reason, f"{topic}: {exc}")
             return exc.reason
         if not (-1.0 <= report.time_min - self.mirror.now_min <= 7 * 1440.0) and (
             self.mirror.counters.applied
         ):
-            self._reject("range")
+            self._reject("range", f"{topic}: timestamp far from the twin's clock")
             return "range"
         outcome = self.mirror.apply(report)
         if outcome == "unknown_vehicle":
-            self._reject("unknown")
+            self._reject("unknown", f"{topic}: serial number {report.serial!r} not in the fleet")
         return outcome
 
     def _on_state(self, topic: str, payload: bytes) -> None:
@@ -160,7 +163,7 @@ class Twin:
         try:
             serial, state = self.protocol.decode_connection(payload)
         except MessageError as exc:
-            self._reject(exc.reason)
+            self._reject(exc.reason, f"{topic}: {exc}")
             return
         if serial in self.mirror.vehicles:
             self.counters.connection[serial] = state
@@ -170,7 +173,7 @@ class Twin:
         try:
             t, end = decode_tick(payload)
         except MessageError as exc:
-            self._reject(exc.reason)
+            self._reject(exc.reason, f"{topic}: {exc}")
             return
         if t < 0.0:  # the plant's handshake: acknowledge, nothing to do yet
             self.transport.publish(clock_topic(self.protocol.manufacturer, "twin"), payload)
