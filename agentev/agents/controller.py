@@ -103,18 +103,29 @@ class TwinState:
 
 def demand_peaks(model: FactoryModel) -> tuple[float, ...]:
     """Highest 15-minute mean site power so far in each demand charge's window (kW)."""
+    rows = model.recorder.grid_rows
+    return window_peaks([r[3] for r in rows], model.config.tariff.demand_charges)
+
+
+def window_peaks(site_kw, demand_charges) -> tuple[float, ...]:
+    """Highest mean of each completed quarter hour of ``site_kw`` in each charge's window.
+
+    Args:
+        site_kw: Site power per minute from minute 0 on (kW).
+        demand_charges: The tariff's demand charges (their ``start_h`` / ``end_h`` windows).
+
+    Returns:
+        One peak per charge (kW); 0 where no completed quarter hour falls in its window.
+    """
     from agentev.tariff import DEMAND_INTERVAL_MIN, quarter_hour_means
 
-    rows = model.recorder.grid_rows
-    if not rows:
-        return tuple(0.0 for _ in model.config.tariff.demand_charges)
-    full = len(rows) - len(rows) % DEMAND_INTERVAL_MIN  # completed quarter hours only
+    full = len(site_kw) - len(site_kw) % DEMAND_INTERVAL_MIN  # completed quarter hours only
     if full == 0:
-        return tuple(0.0 for _ in model.config.tariff.demand_charges)
-    means = quarter_hour_means(np.array([r[3] for r in rows[:full]]))
+        return tuple(0.0 for _ in demand_charges)
+    means = quarter_hour_means(np.asarray(site_kw[:full], dtype=float))
     hours = (np.arange(len(means)) * DEMAND_INTERVAL_MIN / 60.0) % 24.0
     out = []
-    for charge in model.config.tariff.demand_charges:
+    for charge in demand_charges:
         inside = (hours >= charge.start_h) & (hours < charge.end_h)
         out.append(float(means[inside].max()) if inside.any() else 0.0)
     return tuple(out)

@@ -28,9 +28,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agentev.agents.controller import ChargerView, TwinState, VehicleView
+from agentev.agents.controller import ChargerView, TwinState, VehicleView, window_peaks
 from agentev.battery import Battery
-from agentev.tariff import DEMAND_INTERVAL_MIN
 from agentev.twin.messages import START_CHARGING, VehicleReport
 
 if TYPE_CHECKING:
@@ -243,19 +242,7 @@ class FleetMirror:
 
     def demand_peaks_kw(self) -> tuple[float, ...]:
         """Highest estimated 15-minute mean site power in each demand charge's window (kW)."""
-        import numpy as np
-
-        charges = self.model.config.tariff.demand_charges
-        full = len(self.site_kw) - len(self.site_kw) % DEMAND_INTERVAL_MIN
-        if full == 0:
-            return tuple(0.0 for _ in charges)
-        means = np.asarray(self.site_kw[:full]).reshape(-1, DEMAND_INTERVAL_MIN).mean(axis=1)
-        hours = (np.arange(len(means)) * DEMAND_INTERVAL_MIN / 60.0) % 24.0
-        out = []
-        for charge in charges:
-            inside = (hours >= charge.start_h) & (hours < charge.end_h)
-            out.append(float(means[inside].max()) if inside.any() else 0.0)
-        return tuple(out)
+        return window_peaks(self.site_kw, self.model.config.tariff.demand_charges)
 
     def twin_state(self) -> TwinState:
         """The controller's snapshot of the mirrored fleet at the twin's clock."""
