@@ -12,7 +12,8 @@ shrink.
 Usage: ``python benchmarks/bench_forecast.py [--scenarios heavy,flexible] [--seeds 30]
 [--forecasters none,naive,...] [--workers 2] [--quantile Q] [--raw runs.csv]``; ``lstm``
 needs ``pip install -e '.[lstm]'``. ``--raw`` keeps every run's figures (one row per scenario,
-forecaster and seed), written after each scenario.
+forecaster and seed), written after each scenario; ``--from-raw runs.csv`` prints the tables
+of such a file again without running anything.
 """
 
 from __future__ import annotations
@@ -76,8 +77,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quantile", type=float, default=None, help="robust planning")
     parser.add_argument("--raw", default=None, help="CSV of every run's figures")
+    parser.add_argument(
+        "--from-raw", default=None, help="print the tables of a --raw CSV, run nothing"
+    )
     args = parser.parse_args()
     names = args.forecasters.split(",")
+    if args.from_raw:
+        frame = pd.read_csv(args.from_raw)
+        for scenario, runs in frame.groupby("scenario", sort=False):
+            runs = runs.sort_values(["forecaster", "seed"])
+            present = [f for f in names if f in set(runs["forecaster"])]
+            res = {
+                f: {
+                    k: runs.loc[runs["forecaster"] == f, k].to_numpy()
+                    for k in runs.columns
+                    if k not in ("scenario", "forecaster", "seed")
+                }
+                for f in present
+            }
+            report(scenario, runs["seed"].nunique(), res, args.quantile)
+        return
     rows: list[dict] = []
     for scenario in args.scenarios.split(","):
         jobs = [(scenario, f, s, args.quantile) for f in names for s in range(args.seeds)]
@@ -102,16 +121,17 @@ def report(scenario: str, n: int, res: dict[str, dict[str, np.ndarray]], q) -> N
     plan = "mean" if q is None else f"upper {q:g} quantile"
     print(f"\n{scenario}: intelligent, {n} paired seeds, planning on the forecast's {plan}")
     print(
-        f"  {'forecaster':<17} {'J':>22} {'energy cost USD/day':>24} {'tasks':>8} "
-        f"{'shortfall':>9} {'viol':>5} {'fit s':>6} {'J - J(perfect)':>24}"
+        f"  {'forecaster':<17} {'J':>22} {'energy cost USD/day':>24} {'tasks':>28} "
+        f"{'shortfall veh-h':>24} {'viol':>5} {'fit s':>6} {'J - J(perfect)':>24}"
     )
     perfect = res.get("perfect")
     for f, r in res.items():
         diff = fmt(r["J"] - perfect["J"]) if perfect is not None else "n/a"
+        m, lo, hi = ci95(r["tasks"])
         print(
-            f"  {f:<17} {fmt(r['J']):>22} {fmt(r['energy_cost']):>24} {r['tasks'].mean():>8.1f} "
-            f"{r['shortfall'].mean():>9.2f} {r['violations'].sum():>5.0f} "
-            f"{r['fit_s'].mean():>6.1f} {diff:>24}"
+            f"  {f:<17} {fmt(r['J']):>22} {fmt(r['energy_cost']):>24} "
+            f"{f'{m:.1f} [{lo:.1f}, {hi:.1f}]':>28} {fmt(r['shortfall']):>24} "
+            f"{r['violations'].sum():>5.0f} {r['fit_s'].mean():>6.1f} {diff:>24}"
         )
     learned = [f for f in res if f in LEARNER_NAMES]
     if perfect is not None and learned:
