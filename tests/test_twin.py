@@ -466,3 +466,35 @@ def test_twin_inprocess_command_writes_both_sides(tmp_path):
     assert summary == json.loads(done.stdout[: done.stdout.rindex("}") + 1])
     assert summary["states_applied"] == 8 * 61  # 8 AGVs, minutes 0..60
     assert (out / "plant" / "timeseries.csv").is_file()
+
+
+def test_a_fleet_without_clock_ticks_drives_the_twin_by_its_state_timestamps():
+    from datetime import datetime, timedelta, timezone
+
+    epoch = datetime(2026, 12, 7, 6, 0, tzinfo=timezone(timedelta(hours=1)))
+    proto = protocol(epoch=epoch)
+    bus = InProcessBus()
+    twin_link = bus.connect("twin")
+    twin = Twin(twin_link, FactoryModel("light", rng=0, duration_h=3), proto)
+    fleet = bus.connect("fleet")
+    for minute in range(0, 31):
+        for v in twin.model.vehicles:
+            serial = f"agv-{v.unique_id:03d}"
+            soc = 0.36 - 0.001 * minute
+            r = VehicleReport(serial, minute + 1, float(minute), soc, False)
+            fleet.publish(proto.topic(serial, "state"), proto.dumps("state", proto.encode_state(r)))
+        twin_link.poll()
+    assert twin.mirror.now_min == 30.0 and twin.counters.plans >= 1
+    doc = json.loads(proto.dumps("state", proto.encode_state(report(t=30.0))))
+    assert doc["timestamp"] == "2026-12-07T05:30:00.000Z"  # minute 30 after 06:00+01:00
+    # a stamp hours ahead of the clock is rejected, and the vehicle keeps its later states
+    late = VehicleReport("agv-001", 99, 600.0, 0.9, False)
+    assert (
+        twin.handle(proto.topic("agv-001", "state"), proto.dumps("state", proto.encode_state(late)))
+        == "range"
+    )
+    nxt = VehicleReport("agv-001", 40, 31.0, 0.3, False)
+    assert (
+        twin.handle(proto.topic("agv-001", "state"), proto.dumps("state", proto.encode_state(nxt)))
+        == "applied"
+    )

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 
 from agentev.scenario import DEFAULT_SCENARIO
+from agentev.twin.messages import EPOCH
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -23,6 +25,25 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=None, help="simulated hours")
     p.add_argument("--manufacturer", default="agentev", help="VDA 5050 manufacturer name")
     p.add_argument("--out", default=None, help="output directory")
+    p.add_argument(
+        "--epoch",
+        type=_epoch,
+        default=EPOCH,
+        help="wall-clock time of minute 0, ISO 8601 with offset (default "
+        f"{EPOCH.isoformat()}); a live fleet's timestamps are minutes from it",
+    )
+
+
+def _epoch(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--epoch {text!r}: allowed: an ISO 8601 time, e.g. 2026-12-07T06:00:00+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--epoch {text!r}: allowed: a time with a UTC offset")
+    return moment
 
 
 def add_parsers(sub) -> None:
@@ -93,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
             options=options,
             out=args.out,
             manufacturer=args.manufacturer,
+            epoch=args.epoch,
         )
         if args.replay:
             plant = run_replay(args.broker, args.replay, args.scenario, **kwargs)
@@ -109,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
             solver=args.solver,
             out=args.out,
             manufacturer=args.manufacturer,
+            epoch=args.epoch,
         )
     else:
         twin = run_twin(
@@ -121,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
             stale_after_s=args.stale_after_s,
             out=args.out,
             manufacturer=args.manufacturer,
+            epoch=args.epoch,
             idle_timeout_s=args.idle_timeout_s,
         )
     print(json.dumps(twin.summary(), indent=2))

@@ -47,14 +47,14 @@ def count_rejection(counts: dict[str, int], reason: str, detail: str, log: loggi
         log.warning("rejected (%s, #%d): %s", reason, n, detail[:300])
 
 
-def timestamp(time_min: float) -> str:
-    """The wire timestamp of simulated minute ``time_min`` (ISO 8601, UTC, milliseconds)."""
-    moment = EPOCH + timedelta(milliseconds=round(time_min * 60_000.0))
+def timestamp(time_min: float, epoch: datetime = EPOCH) -> str:
+    """The wire timestamp of minute ``time_min`` after ``epoch`` (ISO 8601, UTC, ms)."""
+    moment = (epoch + timedelta(milliseconds=round(time_min * 60_000.0))).astimezone(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def time_min_of(stamp: str) -> float:
-    """Simulated minutes of a wire timestamp.
+def time_min_of(stamp: str, epoch: datetime = EPOCH) -> float:
+    """Minutes from ``epoch`` to a wire timestamp.
 
     Raises:
         MessageError: if ``stamp`` is not an ISO 8601 date-time with a time zone.
@@ -69,7 +69,7 @@ def time_min_of(stamp: str) -> float:
         raise MessageError(
             "schema", f"timestamp = {stamp!r}: allowed: a date-time with a UTC offset or Z"
         )
-    return (moment - EPOCH).total_seconds() / 60.0
+    return (moment - epoch).total_seconds() / 60.0
 
 
 def serial_number(vehicle_type: str, vehicle_id: int) -> str:

@@ -9,11 +9,13 @@ process each, on an MQTT broker (or on a bus given by the caller).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agentev.config import ScenarioConfig
 from agentev.model import FactoryModel
+from agentev.twin.messages import EPOCH
 from agentev.twin.plant import Plant, PlantOptions, write_plant_outputs
 from agentev.twin.transport import InProcessBus, connect
 from agentev.twin.twin import Twin, write_twin_outputs
@@ -37,10 +39,11 @@ def run_inprocess(
     solver: str | None = None,
     out: str | Path | None = None,
     manufacturer: str = "agentev",
+    epoch: datetime = EPOCH,
 ) -> tuple[Plant, Twin]:
     """Run plant and twin on the in-process bus, in lockstep; write both outputs to ``out``."""
     bus = InProcessBus()
-    proto = make_protocol(manufacturer=manufacturer)
+    proto = make_protocol(manufacturer=manufacturer, epoch=epoch)
     twin_link = bus.connect("twin")
     twin = Twin(
         twin_link, _model(scenario, seed, hours, None), proto, control=control, solver=solver
@@ -73,6 +76,7 @@ def run_plant(
     strategy: str = "fcfs",
     out: str | Path | None = None,
     manufacturer: str = "agentev",
+    epoch: datetime = EPOCH,
     bus: InProcessBus | None = None,
 ) -> Plant:
     """The plant side on a broker; its outputs go to ``out``."""
@@ -81,7 +85,7 @@ def run_plant(
             link,
             _model(scenario, seed, hours, strategy),
             options,
-            make_protocol(manufacturer=manufacturer),
+            make_protocol(manufacturer=manufacturer, epoch=epoch),
         )
         plant.run()
     if out is not None:
@@ -100,6 +104,7 @@ def run_twin(
     stale_after_s: float = 180.0,
     out: str | Path | None = None,
     manufacturer: str = "agentev",
+    epoch: datetime = EPOCH,
     idle_timeout_s: float = 120.0,
     **kwargs: Any,
 ) -> Twin:
@@ -108,7 +113,7 @@ def run_twin(
         twin = Twin(
             link,
             _model(scenario, seed, hours, None),
-            make_protocol(manufacturer=manufacturer),
+            make_protocol(manufacturer=manufacturer, epoch=epoch),
             control=control,
             solver=solver,
             stale_after_s=stale_after_s,
@@ -130,6 +135,7 @@ def run_replay(
     options: PlantOptions | None = None,
     out: str | Path | None = None,
     manufacturer: str = "agentev",
+    epoch: datetime = EPOCH,
     bus: InProcessBus | None = None,
 ) -> Plant:
     """Publish a recorded ``timeseries.csv`` on a broker as the fleet's states."""
@@ -141,7 +147,7 @@ def run_replay(
             path,
             _model(scenario, seed, hours, None),
             options,
-            make_protocol(manufacturer=manufacturer),
+            make_protocol(manufacturer=manufacturer, epoch=epoch),
         )
         plant = replay.run()
     if out is not None:

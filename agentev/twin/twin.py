@@ -12,8 +12,10 @@ vehicle, and never stops a charge, or sets its target, below the charge threshol
 :data:`SAFETY_MARGIN` (the vehicle's own safety rule would send it straight back). The first
 plan waits until every vehicle has reported (or its stale deadline has passed).
 
-The twin's clock is the plant's: the time of the newest state message or clock tick. It
-acknowledges every clock tick after it has acted on it, so a plant in lockstep waits for it.
+The twin's clock is the plant's: its clock ticks (``agentev plant``), which the twin
+acknowledges after it has acted on them, so a plant in lockstep waits for it; for a fleet that
+sends no ticks, the newest state's timestamp (minutes from the protocol's epoch, the run's
+minute 0). A state stamped more than :data:`MAX_AHEAD_MIN` ahead of the clock is rejected.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from agentev.twin.vda5050 import VDA5050
 #: (fraction): a vehicle released there falls below its threshold on its next drive and its
 #: own safety rule sends it straight back to a charger.
 SAFETY_MARGIN = 0.05
+#: A state stamped further ahead of the twin's clock than this is rejected (minutes).
+MAX_AHEAD_MIN = 60.0
 
 LOG = logging.getLogger(__name__)
 
@@ -116,6 +120,7 @@ class Twin:
         self._action_seq = 0
         self._header: dict[str, int] = {}
         self.ended = False
+        self._ticks = False
         #: Per minute of the twin's clock: (time_min, vehicle_id, soc_estimate, stale).
         self.estimates: list[tuple[float, int, float, bool]] = []
         self._estimated_to = -1
@@ -146,12 +151,20 @@ class Twin:
         except MessageError as exc:
             self._reject(exc.reason, f"{topic}: {exc}")
             return exc.reason
-        if not (-1.0 <= report.time_min - self.mirror.now_min <= 7 * 1440.0) and (
-            self.mirror.counters.applied
-        ):
-            self._reject("range", f"{topic}: timestamp far from the twin's clock")
+        ahead = report.time_min - self.mirror.now_min
+        if ahead > MAX_AHEAD_MIN:
+            # a stamp far ahead would stop the vehicle's later states as out of order
+            self._reject(
+                "range",
+                f"{topic}: timestamp {ahead:.1f} min ahead of the twin's clock (minute "
+                f"{self.mirror.now_min:g}); allowed: up to {MAX_AHEAD_MIN:g} (is the epoch, "
+                "minute 0, the fleet's?)",
+            )
             return "range"
         outcome = self.mirror.apply(report)
+        if outcome == "applied" and not self._ticks and report.time_min > self.mirror.now_min:
+            # a fleet without agentev's clock ticks: its newest state is the clock
+            self.advance(report.time_min)
         if outcome == "unknown_vehicle":
             self._reject("unknown", f"{topic}: serial number {report.serial!r} not in the fleet")
         return outcome
@@ -170,6 +183,7 @@ class Twin:
 
     def _on_tick(self, topic: str, payload: bytes) -> None:
         arrived = time.perf_counter()
+        self._ticks = True
         try:
             t, end = decode_tick(payload)
         except MessageError as exc:

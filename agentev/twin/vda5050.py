@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from functools import cached_property
 from importlib import resources
 from typing import Any
 
 from agentev.twin.messages import (
     COMMAND_KINDS,
+    EPOCH,
     START_CHARGING,
     ActionState,
     ChargeCommand,
@@ -54,17 +56,24 @@ class VDA5050:
     Args:
         manufacturer: The fleet's manufacturer name in topics and headers.
         interface: The topic's interface name (VDA 5050's default ``uagv``).
+        epoch: The wall-clock time of the run's minute 0 (timestamps are minutes from it).
     """
 
     version = "2.1.0"
     schema_dir = "vda5050-2.1.0"
 
-    def __init__(self, manufacturer: str = "agentev", interface: str = "uagv") -> None:
+    def __init__(
+        self, manufacturer: str = "agentev", interface: str = "uagv", epoch: datetime = EPOCH
+    ) -> None:
         for name, value in (("manufacturer", manufacturer), ("interface", interface)):
             if not value or any(c in value for c in "/+#"):
                 raise ValueError(f"{name} = {value!r}: allowed: a non-empty name without / + #")
+        if epoch.tzinfo is None:
+            raise ValueError(f"epoch = {epoch.isoformat()}: allowed: a time with a UTC offset")
         self.manufacturer = manufacturer
         self.interface = interface
+        #: The wall-clock time of the run's minute 0 (a live fleet's: its shift's start).
+        self.epoch = epoch
 
     # ----------------------------------------------------------------- topics
     @property
@@ -150,7 +159,7 @@ class VDA5050:
     def _header(self, header_id: int, time_min: float, serial: str) -> dict[str, Any]:
         return {
             "headerId": int(header_id),
-            "timestamp": timestamp(time_min),
+            "timestamp": timestamp(time_min, self.epoch),
             "version": self.version,
             "manufacturer": self.manufacturer,
             "serialNumber": serial,
@@ -276,7 +285,7 @@ class VDA5050:
                 "unknown",
                 f"manufacturer = {doc['manufacturer']!r}: allowed: {self.manufacturer!r}",
             )
-        time_min = time_min_of(doc["timestamp"])
+        time_min = time_min_of(doc["timestamp"], self.epoch)
         if not math.isfinite(time_min):
             raise MessageError("range", f"timestamp = {doc['timestamp']!r}: not a finite time")
         return time_min
