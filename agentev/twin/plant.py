@@ -296,13 +296,10 @@ class Plant:
         cell = self.model.layout.cell_size_m
         x, y = vehicle.position
         task = vehicle.task
-        charger = vehicle.charger or vehicle.target_charger
-        node = (
-            charger.charger_id
-            if vehicle.charger is not None
-            else (task.pickup if task is not None and vehicle.loaded else "")
-        )
-        del charger
+        if vehicle.charger is not None:  # the last node: the charger, or the pick-up
+            node = vehicle.charger.charger_id
+        else:
+            node = task.pickup if task is not None and vehicle.loaded else ""
         return VehicleReport(
             serial=serial,
             header_id=self.header[serial],
