@@ -67,7 +67,7 @@ class VehicleMirror:
                 return -vt.idle_kw
             battery = Battery(vt, soc)
             grid = min(battery.power_limit_kw(soc), self.port_kw)
-            return grid * vt.charging_efficiency - 0.0
+            return grid * vt.charging_efficiency
         r = self.report
         if r is not None and r.driving:
             return -(vt.drive_loaded_kw if r.loaded else vt.drive_empty_kw)

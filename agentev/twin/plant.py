@@ -193,7 +193,6 @@ class Plant:
         self._acked = -math.inf
         #: The clock of the messages (minutes); None: the model's.
         self.clock_min: float | None = None
-        self.finished = False
         for serial in self.serials.values():
             transport.subscribe(
                 self.protocol.subscription("instantActions", serial), self._on_actions
@@ -431,7 +430,6 @@ class Plant:
                 ahead = model.time * 60.0 / self.options.speed - (time.monotonic() - wall0)
                 if ahead > 0:
                     time.sleep(ahead)
-        self.finished = True
         return model
 
     def summary(self) -> dict[str, Any]:

@@ -86,6 +86,10 @@ class Twin:
         control: Run the controller and send commands (False: only mirror).
         stale_after_s: Age of a vehicle's last state beyond which it is stale (simulated s).
         solver: The controller's solver (``highs`` or ``glpk``); None: the scenario's.
+        forecaster: The controller's demand forecast: ``rate`` (the scenario's arrival
+            rate) or ``none``. State messages carry a task only once a vehicle has it, so
+            the twin sees no releases: a learned forecaster would have no past to read, and
+            ``perfect`` would read the twin's own model's trace, not the plant's.
     """
 
     def __init__(
@@ -97,7 +101,12 @@ class Twin:
         control: bool = True,
         stale_after_s: float = 180.0,
         solver: str | None = None,
+        forecaster: str = "rate",
     ) -> None:
+        if forecaster not in ("rate", "none"):
+            raise ValueError(
+                f"forecaster = {forecaster!r}: allowed: rate, none (the twin sees no task releases)"
+            )
         self.transport = transport
         self.model = model
         self.protocol = protocol or VDA5050()
@@ -110,7 +119,7 @@ class Twin:
             optimization_interval=c.optimization_interval_h,
             period_min=c.period_min,
             solver=solver or c.solver,
-            forecaster="rate" if c.forecaster == "perfect" else c.forecaster,
+            forecaster=forecaster,
             forecast_quantile=c.forecast_quantile,
         )
         self.controller.attach(model)
