@@ -244,6 +244,22 @@ def ci_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(columns=columns).reset_index()
 
 
+def directory_row(label: str, directory: str, set_directory, reload) -> None:
+    """A directory field and a Reload button (inside a component's render)."""
+    with solara.Row():
+        solara.InputText(label, value=directory, on_value=set_directory, continuous_update=False)
+        solara.Button("Reload", on_click=reload)
+
+
+def figure_list(figures: dict[str, bytes], css_class: str) -> None:
+    """Each PNG under its title, as wide as the tab (inside a component's render)."""
+    for title, png in figures.items():
+        solara.Text(title, style=SUBHEADING)
+        layout = rw.Layout(width="100%", height="auto")  # keeps the aspect ratio
+        image = rw.Image(value=png, format="png", layout=layout)
+        solara.Div(children=[image], classes=[css_class])
+
+
 @solara.component
 def CampaignPage(model=None):  # noqa: N802 (a component, named like a class)
     """The campaign tab: a directory field, then the campaign's statistics and figures.
@@ -263,14 +279,9 @@ def CampaignPage(model=None):  # noqa: N802 (a component, named like a class)
     result = solara.use_memo(load, [directory, reloads])
     with solara.Div(classes=["agentev-campaign"], style=FILL_CELL) as page:
         solara.Text("Campaign statistics", style=HEADING)
-        with solara.Row():
-            solara.InputText(
-                "Campaign directory",
-                value=directory,
-                on_value=set_directory,
-                continuous_update=False,
-            )
-            solara.Button("Reload", on_click=lambda: set_reloads(reloads + 1))
+        directory_row(
+            "Campaign directory", directory, set_directory, lambda: set_reloads(reloads + 1)
+        )
         if isinstance(result, CampaignError):
             solara.Error(str(result), classes=["agentev-campaign-error"])
         else:
@@ -285,9 +296,5 @@ def CampaignPage(model=None):  # noqa: N802 (a component, named like a class)
                 solara.Warning(note)
             solara.Text("Key metrics: mean [95 % confidence interval]", style=SUBHEADING)
             solara.DataFrame(ci_table(result.summary), items_per_page=20)
-            for title, png in result.figures.items():
-                solara.Text(title, style=SUBHEADING)
-                layout = rw.Layout(width="100%", height="auto")  # keeps the aspect ratio
-                image = rw.Image(value=png, format="png", layout=layout)
-                solara.Div(children=[image], classes=["agentev-campaign-figure"])
+            figure_list(result.figures, "agentev-campaign-figure")
     return page

@@ -22,17 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import reacton.ipywidgets as rw
 import solara
+from campaign_page import FILL_CELL, HEADING, SUBHEADING, directory_row, figure_list
 from matplotlib.figure import Figure
 
 DEFAULT_DIRECTORY = "results/live"
 TWIN_DPI = 80
 #: Vehicles drawn in the estimate-against-truth figure (those with the largest error).
 VEHICLES_DRAWN = 3
-HEADING = {"font-size": "20px", "font-weight": "500", "display": "block"}
-SUBHEADING = {"font-size": "16px", "font-weight": "500", "display": "block", "margin-top": "12px"}
-FILL_CELL = {"height": "100%", "overflow-y": "auto", "padding-right": "8px"}
 #: twin.json keys shown in the divergence table, with their units.
 SHOWN = {
     "soc_error_mean": "fraction",
@@ -178,14 +175,9 @@ def TwinPage(model=None):  # noqa: N802 (a component, named like a class)
     result = solara.use_memo(load, [directory, reloads])
     with solara.Div(classes=["agentev-twin"], style=FILL_CELL) as page:
         solara.Text("Live twin: divergence from the plant", style=HEADING)
-        with solara.Row():
-            solara.InputText(
-                "Twin output directory",
-                value=directory,
-                on_value=set_directory,
-                continuous_update=False,
-            )
-            solara.Button("Reload", on_click=lambda: set_reloads(reloads + 1))
+        directory_row(
+            "Twin output directory", directory, set_directory, lambda: set_reloads(reloads + 1)
+        )
         if isinstance(result, TwinDirError):
             solara.Error(str(result), classes=["agentev-twin-error"])
         else:
@@ -202,9 +194,5 @@ def TwinPage(model=None):  # noqa: N802 (a component, named like a class)
             solara.Text(info, classes=["agentev-twin-info"])
             solara.Text("Divergence and traffic (twin.json)", style=SUBHEADING)
             solara.DataFrame(result.metrics, items_per_page=25)
-            for title, png in result.figures.items():
-                solara.Text(title, style=SUBHEADING)
-                layout = rw.Layout(width="100%", height="auto")
-                image = rw.Image(value=png, format="png", layout=layout)
-                solara.Div(children=[image], classes=["agentev-twin-figure"])
+            figure_list(result.figures, "agentev-twin-figure")
     return page
