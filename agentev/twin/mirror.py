@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from agentev.agents.controller import ChargerView, TwinState, VehicleView, window_peaks
 from agentev.battery import Battery
-from agentev.twin.messages import START_CHARGING, VehicleReport
+from agentev.twin.messages import START_CHARGING, VehicleReport, serial_number
 
 if TYPE_CHECKING:
     from agentev.config import VehicleType
@@ -57,6 +57,15 @@ class VehicleMirror:
     estimate_soc: float = math.nan
     estimate_min: float = 0.0
     stale: bool = False
+    #: The vehicle type's battery, for its CC-CV envelope only (built once).
+    envelope: Battery = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.envelope = Battery(self.vtype, self.vtype.max_soc)
+
+    def grid_kw(self, soc: float) -> float:
+        """Expected grid-side charging power at ``soc`` (kW): the envelope at the port."""
+        return min(self.envelope.power_limit_kw(soc), self.port_kw)
 
     def power_kw(self, soc: float, charging: bool) -> float:
         """Expected net battery power (kW, positive while charging) at ``soc``."""
@@ -65,9 +74,7 @@ class VehicleMirror:
             top = vt.max_soc if self.target_soc is None else min(self.target_soc, vt.max_soc)
             if soc >= top:
                 return -vt.idle_kw
-            battery = Battery(vt, soc)
-            grid = min(battery.power_limit_kw(soc), self.port_kw)
-            return grid * vt.charging_efficiency
+            return self.grid_kw(soc) * vt.charging_efficiency
         r = self.report
         if r is not None and r.driving:
             return -(vt.drive_loaded_kw if r.loaded else vt.drive_empty_kw)
@@ -147,8 +154,6 @@ class FleetMirror:
     def __init__(
         self, model: FactoryModel, stale_after_min: float = 3.0, mismatch_grace_min: float = 2.0
     ) -> None:
-        from agentev.twin.messages import serial_number
-
         if not (stale_after_min > 0.0 and math.isfinite(stale_after_min)):
             raise ValueError(f"stale_after_min = {stale_after_min!r}: allowed: a number > 0")
         self.model = model
@@ -198,7 +203,8 @@ class FleetMirror:
             ):
                 mirror.pending_start = None
         if not report.charging and (last is None or last.charging):
-            mirror.target_soc = mirror.target_soc if mirror.pending_start else None
+            if mirror.pending_start is None:  # the charge is over: its target with it
+                mirror.target_soc = None
         mirror.report = report
         mirror.estimate_soc, mirror.estimate_min = report.soc, report.time_min
         mirror.stale = False
@@ -229,7 +235,7 @@ class FleetMirror:
         while len(self.site_kw) < int(math.floor(now_min + 1e-9)):
             minute = len(self.site_kw) + 1
             charging_kw = sum(
-                min(Battery(m.vtype, m.predict(minute)).power_limit_kw(), m.port_kw)
+                m.grid_kw(m.predict(minute))
                 for m in self.vehicles.values()
                 if m.report is not None and m.report.charging
             )

@@ -16,7 +16,7 @@ from typing import Any
 from agentev.config import ScenarioConfig
 from agentev.model import FactoryModel
 from agentev.twin.messages import EPOCH
-from agentev.twin.plant import Plant, PlantOptions, write_plant_outputs
+from agentev.twin.plant import Plant, PlantOptions, Replay, write_plant_outputs
 from agentev.twin.transport import InProcessBus, connect
 from agentev.twin.twin import Twin, write_twin_outputs
 from agentev.twin.vda5050 import protocol as make_protocol
@@ -139,8 +139,6 @@ def run_replay(
     bus: InProcessBus | None = None,
 ) -> Plant:
     """Publish a recorded ``timeseries.csv`` on a broker as the fleet's states."""
-    from agentev.twin.plant import Replay
-
     with connect(broker, f"agentev-plant-{manufacturer}", bus) as link:
         replay = Replay(
             link,
